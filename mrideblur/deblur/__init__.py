@@ -1,0 +1,38 @@
+"""Image-domain deblurring: ``y = k * x + n`` with known or unknown kernel ``k``.
+
+- kernels: :func:`gaussian_kernel`, :func:`disk_kernel`, :func:`linear_motion_kernel`,
+  :func:`camera_shake_kernel`, :func:`validate_kernel`;
+- the physics: :func:`blur`;
+- non-blind estimators: :func:`deconvolve` (inverse, Wiener, Tikhonov, hyper-Laplacian,
+  Richardson-Lucy);
+- blind estimators: :func:`blind_deconvolve` (Variational Bayes after Fergus et al. 2006, and
+  the same model solved by joint MAP).
+"""
+
+from .blind import BlindResult, blind_deconvolve
+from .blur import blur, edgetaper, psf2otf
+from .kernels import (
+    camera_shake_kernel,
+    center_kernel,
+    disk_kernel,
+    gaussian_kernel,
+    linear_motion_kernel,
+    validate_kernel,
+)
+from .nonblind import METHODS, deconvolve
+
+__all__ = [
+    "BlindResult",
+    "METHODS",
+    "blind_deconvolve",
+    "blur",
+    "camera_shake_kernel",
+    "center_kernel",
+    "deconvolve",
+    "disk_kernel",
+    "edgetaper",
+    "gaussian_kernel",
+    "linear_motion_kernel",
+    "psf2otf",
+    "validate_kernel",
+]
