@@ -40,6 +40,7 @@ from typing import Callable
 
 import numpy as np
 import skimage.transform
+from skimage.restoration import estimate_sigma
 from scipy import fft as sfft
 from scipy import signal
 from scipy.special import erfcx
@@ -52,6 +53,8 @@ from .priors import GRADIENT_PRIOR, KERNEL_PRIOR, GradientMixturePrior, KernelEx
 __all__ = ["BlindResult", "blind_deconvolve", "BLIND_METHODS"]
 
 BLIND_METHODS = ("vb", "map")
+#: Kernel entries below this fraction of the maximum are set to zero at the end of each scale.
+KERNEL_THRESHOLD = 0.1
 ProgressFn = Callable[[int, int, str], None]
 
 
@@ -119,10 +122,10 @@ class _ValidConv:
 
 
 def _autocorr_matrix(u: np.ndarray, m: int) -> np.ndarray:
-    """``A[t, t'] ~ sum_l u_l u_{l + t - t'}``: the Gram matrix of the shifted latent images.
+    """``A[t, t'] = sum_l u_l u_{l + t - t'}``: the Gram matrix of the full convolution
+    ``k -> k * u`` (zero outside ``u``), from the autocorrelation of ``u`` by FFT.
 
-    Computed from the autocorrelation of ``u`` (a Toeplitz approximation of the exact Gram
-    matrix that neglects ``m``-pixel border effects), shape ``(m*m, m*m)``.
+    Shape ``(m*m, m*m)``, taps in row-major order.
     """
     fs = tuple(sfft.next_fast_len(n + m, real=True) for n in u.shape)
     uf = sfft.rfft2(u, s=fs)
@@ -150,9 +153,8 @@ def _gradients(y: np.ndarray) -> list[np.ndarray]:
 
 
 def _noise_sigma_estimate(y: np.ndarray) -> float:
-    """Robust (MAD) noise estimate from the finest-scale diagonal differences of ``y``."""
-    d = (y[1:, 1:] - y[:-1, :-1] - y[1:, :-1] + y[:-1, 1:]) / 2.0
-    return float(np.median(np.abs(d - np.median(d))) / 0.6745)
+    """Noise standard deviation of ``y`` from its finest wavelet coefficients (Donoho's MAD)."""
+    return float(estimate_sigma(y))
 
 
 def _pyramid_sizes(kernel_size: int, ratio: float = math.sqrt(2.0)) -> list[int]:
@@ -235,13 +237,23 @@ class _Scale:
 
     # -- kernel update ------------------------------------------------------------------------
     def update_kernel(self, sweeps: int = 2) -> float:
+        """Mean-field (VB) or point (MAP) update of the kernel entries, coordinate by coordinate.
+
+        The Gram matrix of the valid convolution depends on where each tap sits relative to the
+        border; rather than forming it exactly (``O(N m^4)``), the observations are completed to
+        the full convolution with the current prediction ``<k> * mu`` outside the valid window
+        (an EM step for missing data, whose fixed point is the valid-only one), so the Gram matrix
+        becomes the Toeplitz autocorrelation of ``mu``, computed by FFT.
+        """
         m = self.m
         n = m * m
         A = np.zeros((n, n))
         b = np.zeros(n)
         for ch, (gc, op) in enumerate(zip(self.g, self.ops)):
+            ext = signal.fftconvolve(self.mu[ch], self.k1, mode="full")
+            ext[m - 1 : m - 1 + gc.shape[0], m - 1 : m - 1 + gc.shape[1]] = gc
             A += _autocorr_matrix(self.mu[ch], m)
-            b += op.correlate_obs(self.mu[ch], gc).ravel()
+            b += signal.fftconvolve(ext, self.mu[ch][::-1, ::-1], mode="valid").ravel()
             if self.variational:
                 A[np.diag_indices(n)] += op.correlate_obs(self.s2[ch], np.ones(gc.shape)).ravel()
         k1 = self.k1.ravel().copy()
@@ -269,6 +281,13 @@ class _Scale:
         self.mu = [u * s for u in self.mu]
         self.s2 = [v * s * s for v in self.s2]
         return float(np.abs(self.k1.ravel() - old / max(old.sum(), 1e-12)).sum())
+
+    def clean_kernel(self, rel: float) -> None:
+        """Zero the entries below ``rel * max`` (noise the data cannot pin down) and renormalise."""
+        keep = self.k1 >= rel * self.k1.max()
+        s = self.k1[keep].sum()
+        self.k1 = np.where(keep, self.k1, 0.0) / s
+        self.k2 = np.where(keep, self.k2, 0.0) / s**2
 
     # -- noise update -------------------------------------------------------------------------
     def update_noise(self) -> float:
@@ -321,7 +340,7 @@ def blind_deconvolve(
     *,
     patch: tuple[int, int, int, int] | str | None = "auto",
     max_patch: int = 256,
-    n_iter: int = 20,
+    n_iter: int = 40,
     noise_sigma: float | None = None,
     prior: GradientMixturePrior = GRADIENT_PRIOR,
     kernel_prior: KernelExponentialPrior = KERNEL_PRIOR,
@@ -426,7 +445,7 @@ def blind_deconvolve(
             up = sizes[si] / sizes[si - 1]
             mu = [skimage.transform.resize(u, sh, order=1, mode="edge") / up for u, sh in zip(state.mu, lat)]
         # Noise in gradients: differences double the variance; downsampling averages it down.
-        floor = math.sqrt(2.0) * sigma_n * max(ratio, 0.25)
+        floor = math.sqrt(2.0) * sigma_n * ratio
         state = _Scale(ys, m, k, mu, prior, kernel_prior, variational, floor)
         it = 0
         for it in range(n_iter):
@@ -442,6 +461,7 @@ def blind_deconvolve(
                 break
             if it >= 3 and change < 1e-4:
                 break
+        state.clean_kernel(KERNEL_THRESHOLD)
         hist["kernels"].append(state.k1.copy())
         hist["iterations"].append(it + 1)
         if hist["cancelled"]:

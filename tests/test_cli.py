@@ -1,0 +1,321 @@
+"""The ``mrideblur`` command line, run in-process through :func:`mrideblur.cli.main`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import mrideblur
+from mrideblur import cli
+from mrideblur.cli import ProgressBar, main, summarize_history
+from mrideblur.deblur import blur, gaussian_kernel
+from mrideblur.io import read_image, read_nifti, write_array, write_image
+from mrideblur.metrics import psnr
+
+
+def _scene(n: int = 48) -> np.ndarray:
+    """A piecewise-constant test scene in [0.1, 0.9] (edges in both directions)."""
+    yy, xx = np.mgrid[:n, :n]
+    x = 0.1 + 0.5 * ((xx // 8 + yy // 8) % 2)
+    x += 0.3 * ((xx - n / 2) ** 2 + (yy - n / 2) ** 2 < (n / 4) ** 2)
+    return x
+
+
+@pytest.fixture
+def case(tmp_path: Path) -> dict:
+    """A blurred 48 x 48 PNG, its sharp scene and the Gaussian kernel as .npy and .png."""
+    sharp = _scene()
+    kernel = gaussian_kernel(1.2, size=7)
+    blurred = blur(sharp, kernel, noise_sigma=0.002, seed=0)
+    png = write_image(tmp_path / "blurred.png", blurred, bit_depth=16)
+    return {
+        "sharp": sharp,
+        "blurred": read_image(png),
+        "kernel": kernel,
+        "png": png,
+        "kernel_npy": write_array(tmp_path / "k.npy", kernel),
+        "kernel_png": write_image(tmp_path / "k.png", kernel / kernel.max(), bit_depth=16),
+    }
+
+
+def _report(out: Path) -> dict:
+    return json.loads((out / "report.json").read_text())
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert mrideblur.__version__ in capsys.readouterr().out
+
+
+def test_no_command_is_usage_error(capsys):
+    assert main([]) == 2
+    assert "usage" in capsys.readouterr().err
+
+
+def test_nonblind_png_writes_outputs_and_report(tmp_path, case, capsys):
+    out = tmp_path / "out"
+    code = main(["deblur", str(case["png"]), "--method", "wiener", "--kernel", str(case["kernel_npy"]),
+                 "--out", str(out), "--param", "noise_sigma=0.002"])
+    assert code == 0
+    for name in ("deblurred.png", "deblurred.npy", "kernel.png", "kernel.npy", "report.json"):
+        assert (out / name).is_file(), name
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+    deblurred = np.load(out / "deblurred.npy")
+    assert deblurred.shape == case["blurred"].shape
+    inner = (slice(6, -6), slice(6, -6))
+    gain = psnr(deblurred[inner], case["sharp"][inner]) - psnr(case["blurred"][inner], case["sharp"][inner])
+    assert gain > 3.0
+    np.testing.assert_allclose(np.load(out / "kernel.npy"), case["kernel"])
+    assert read_image(out / "kernel.png").max() == 1.0  # scaled to its maximum
+
+    report = _report(out)
+    assert report["command"] == "deblur"
+    assert report["method"] == "wiener" and report["blind"] is False
+    assert report["input"] == str(case["png"].resolve())
+    assert report["input_kind"] == "image" and report["input_shape"] == [48, 48]
+    assert report["kernel_size"] == [7, 7]
+    assert report["kernel_file"] == str(case["kernel_npy"].resolve())
+    assert report["parameters"]["noise_sigma"] == 0.002
+    assert report["mrideblur_version"] == mrideblur.__version__
+    assert report["seconds"] >= 0 and len(report["slices"]) == 1
+    assert "report.json" in capsys.readouterr().out
+
+
+def test_kernel_from_png_and_valid_boundary(tmp_path, case):
+    out = tmp_path / "out"
+    code = main(["deblur", str(case["png"]), "--method", "tikhonov", "--kernel", str(case["kernel_png"]),
+                 "--boundary", "valid", "--out", str(out), "--quiet"])
+    assert code == 0
+    np.testing.assert_allclose(np.load(out / "kernel.npy"), case["kernel"], atol=1e-4)
+    assert np.load(out / "deblurred.npy").shape == (48 + 6, 48 + 6)  # the whole scene
+    assert _report(out)["parameters"]["boundary"] == "valid"
+
+
+def test_npy_input_keeps_intensity_unit(tmp_path, case):
+    src = write_array(tmp_path / "in.npy", case["blurred"] * 1000.0)
+    out = tmp_path / "out"
+    assert main(["deblur", str(src), "--method", "wiener", "--kernel", str(case["kernel_npy"]),
+                 "--out", str(out), "--quiet"]) == 0
+    deblurred = np.load(out / "deblurred.npy")
+    assert 500 < deblurred.max() < 1500  # same unit as the input, not [0, 1]
+    assert _report(out)["intensity_scale"] == pytest.approx(np.abs(case["blurred"]).max() * 1000.0)
+
+
+def test_nonblind_without_kernel_is_clear_error(tmp_path, case, capsys):
+    code = main(["deblur", str(case["png"]), "--method", "wiener", "--out", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mrideblur: error:") and "--kernel" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_blind_with_kernel_is_error(tmp_path, case, capsys):
+    assert main(["deblur", str(case["png"]), "--method", "vb", "--kernel", str(case["kernel_npy"]),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "--kernel" in capsys.readouterr().err
+
+
+def test_missing_input_names_the_file(tmp_path, capsys):
+    missing = tmp_path / "nope.png"
+    code = main(["deblur", str(missing), "--method", "map", "--out", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mrideblur: error:") and str(missing) in err
+    assert "Traceback" not in err
+
+
+def test_corrupted_input_and_kernel(tmp_path, case, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    assert main(["deblur", str(bad), "--method", "map", "--out", str(tmp_path / "o")]) == 2
+    assert str(bad) in capsys.readouterr().err
+
+    even = write_array(tmp_path / "even.npy", np.ones((4, 4)))
+    assert main(["deblur", str(case["png"]), "--method", "wiener", "--kernel", str(even),
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert str(even) in err and "odd" in err
+
+
+def test_library_value_error_is_one_line(tmp_path, case, capsys):
+    code = main(["deblur", str(case["png"]), "--method", "wiener", "--kernel", str(case["kernel_npy"]),
+                 "--param", "nsr=-1", "--out", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mrideblur: error:") and "nsr" in err and "\n" not in err
+
+
+def test_unknown_blind_parameter(tmp_path, case, capsys):
+    assert main(["deblur", str(case["png"]), "--method", "map", "--param", "bogus=1",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "bogus" in capsys.readouterr().err
+
+
+def test_even_kernel_size_is_usage_error(tmp_path, case, capsys):
+    assert main(["deblur", str(case["png"]), "--kernel-size", "8", "--out", str(tmp_path / "o")]) == 2
+    assert "odd" in capsys.readouterr().err
+
+
+def _volume(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """A 40 x 3 x 40 NIfTI volume (slices along axis 1), one of them empty, in scanner units."""
+    kernel = gaussian_kernel(1.0, size=5)
+    slices = [blur(_scene(40) * (1 + 0.2 * i), kernel, noise_sigma=0.002, seed=i) for i in range(3)]
+    vol = np.stack(slices, axis=1) * 800.0
+    vol[:, 2, :] = 0.0
+    affine = np.array([[0.0, 0.0, 0.8, -20.0], [0.9, 0.0, 0.0, 10.0], [0.0, 2.5, 0.0, 4.0], [0, 0, 0, 1]])
+    header = nib.Nifti1Header()
+    header["descrip"] = b"cli test volume"
+    header.set_xyzt_units("mm")
+    path = tmp_path / "vol.nii.gz"
+    nib.save(nib.Nifti1Image(vol.astype(np.float32), affine, header), path)
+    return path, affine, kernel
+
+
+def test_nifti_slice_by_slice_keeps_affine_and_header(tmp_path):
+    path, affine, kernel = _volume(tmp_path)
+    knpy = write_array(tmp_path / "k.npy", kernel)
+    out = tmp_path / "out"
+    assert main(["deblur", str(path), "--method", "wiener", "--kernel", str(knpy), "--axis", "1",
+                 "--out", str(out), "--quiet"]) == 0
+    data, out_affine, header = read_nifti(out / "deblurred.nii.gz")
+    src, _, _ = read_nifti(path)
+    assert data.shape == src.shape
+    np.testing.assert_allclose(out_affine, affine, atol=1e-6)
+    assert header["descrip"].item() == b"cli test volume"
+    assert header.get_xyzt_units()[0] == "mm"
+    assert np.all(data[:, 2, :] == 0)  # the empty slice is passed through
+    assert np.abs(data[:, 1, :]).max() > 100  # scanner units kept
+    assert np.load(out / "kernel.npy").shape == (3, 5, 5)
+    assert (out / "kernel.png").is_file() and not (out / "deblurred.png").exists()
+
+    report = _report(out)
+    assert report["input_kind"] == "nifti" and report["parameters"]["axis"] == 1
+    assert [s["index"] for s in report["slices"]] == [0, 1, 2]
+    assert report["slices"][2]["skipped"] == "constant slice"
+
+
+def test_nifti_bad_axis(tmp_path, capsys):
+    path, _, _ = _volume(tmp_path)
+    assert main(["deblur", str(path), "--method", "map", "--axis", "3", "--out", str(tmp_path / "o")]) == 2
+    assert "--axis" in capsys.readouterr().err
+
+
+def test_blind_map_few_iterations(tmp_path, case):
+    """Wiring of a blind method: the estimated kernel and the history reach the outputs."""
+    out = tmp_path / "out"
+    code = main(["deblur", str(case["png"]), "--method", "map", "--kernel-size", "7", "--seed", "1",
+                 "--param", "n_iter=3", "--patch", "0", "0", "40", "40", "--out", str(out)])
+    assert code == 0
+    k = np.load(out / "kernel.npy")
+    assert k.shape == (7, 7) and k.sum() == pytest.approx(1.0) and k.min() >= 0
+    report = _report(out)
+    assert report["blind"] is True and report["kernel_size"] == [7, 7]
+    assert report["parameters"] == {"seed": 1, "axis": None, "patch": [0, 0, 40, 40], "n_iter": 3}
+    history = report["slices"][0]["history"]
+    assert history["method"] == "map" and history["patch"] == [0, 0, 40, 40]
+
+
+def test_blind_vb_recovers_kernel(tmp_path, case):
+    from mrideblur.metrics import kernel_similarity
+
+    out = tmp_path / "out"
+    assert main(["deblur", str(case["png"]), "--method", "vb", "--kernel-size", "7", "--out", str(out)]) == 0
+    assert kernel_similarity(np.load(out / "kernel.npy"), case["kernel"]) > 0.8
+
+
+def test_progress_bar_without_tty(capsys):
+    bar = ProgressBar(desc="t")
+    for step in (1, 2, 3):
+        bar(step, 3, f"step {step}")
+    bar(1, 5, "next slice")  # restarts
+    bar(5, 5)
+    bar.close()
+    assert "5/5" in capsys.readouterr().err
+    quiet = ProgressBar(enabled=False)
+    quiet(1, 2, "x")
+    quiet.close()
+    assert capsys.readouterr().err == ""
+
+
+def test_summarize_history():
+    hist = {
+        "method": "vb",
+        "scales": [3, 5, 7],
+        "noise_sigma": list(np.linspace(0.1, 0.01, 20)),
+        "kernels": [np.ones((3, 3)), np.ones((5, 5))],
+        "cancelled": False,
+        "seconds": np.float64(1.5),
+    }
+    s = summarize_history(hist)
+    assert s["method"] == "vb" and s["scales"] == [3, 5, 7] and s["cancelled"] is False
+    assert s["noise_sigma"]["n"] == 20 and s["noise_sigma"]["last"] == pytest.approx(0.01)
+    assert s["kernels"] == "<list>"
+    json.dumps(s, default=float)
+
+
+def test_demo_command_wiring(tmp_path, monkeypatch, capsys):
+    calls = {}
+
+    def fake_run_demo(out_dir, quick=False, progress=None):
+        calls.update(out_dir=Path(out_dir), quick=quick)
+        progress(1, 2, "half")
+        progress(2, 2, "done")
+        return {"figure": Path(out_dir) / "demo.png"}
+
+    import mrideblur.demo
+
+    monkeypatch.setattr(mrideblur.demo, "run_demo", fake_run_demo)
+    assert main(["demo", "--out", str(tmp_path / "d"), "--quick"]) == 0
+    assert calls == {"out_dir": tmp_path / "d", "quick": True}
+    assert f"figure: {tmp_path / 'd' / 'demo.png'}" in capsys.readouterr().out
+
+
+def test_demo_quick_end_to_end(tmp_path):
+    """The real quick demo (about 2 s): every method is scored and the figure written."""
+    assert main(["demo", "--quick", "--out", str(tmp_path), "--quiet"]) == 0
+    report = json.loads((tmp_path / "demo_report.json").read_text())
+    psnr_db = report["psnr_db"]
+    assert set(psnr_db) == {"blurred", "inverse", "wiener", "hyper-laplacian", "map", "vb"}
+    assert psnr_db["hyper-laplacian"] > psnr_db["blurred"] + 3
+    assert psnr_db["inverse"] < psnr_db["wiener"]
+    assert (tmp_path / "demo.png").stat().st_size > 10_000
+
+
+def test_demo_alignment_finds_the_shift():
+    from mrideblur.demo import aligned_psnr
+
+    sharp = np.random.default_rng(0).uniform(size=(40, 40))
+    region = (30, 30)
+    moved = np.roll(sharp, (1, -2), axis=(0, 1))  # the estimate is the truth moved by (1, -2)
+    score, shift = aligned_psnr(sharp, moved, region, max_shift=2)
+    assert score == np.inf and shift == (-1, 2)
+    inner = sharp[5:35, 5:35]  # an estimate of the region only is used as it is
+    assert aligned_psnr(sharp, inner, region)[0] == np.inf
+
+
+def test_method_lists_match_the_library():
+    from mrideblur.deblur import blind, nonblind
+
+    assert set(cli.BLIND_METHODS) == set(blind.BLIND_METHODS)
+    assert set(cli.NONBLIND_METHODS) == set(nonblind.METHODS)
+
+
+def test_out_is_a_file(tmp_path, case, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    assert main(["deblur", str(case["png"]), "--method", "wiener", "--kernel", str(case["kernel_npy"]),
+                 "--out", str(taken)]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert main(["demo", "--out", str(taken)]) == 2
+
+
+def test_commands_registry_builds_every_subcommand():
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert {"deblur", "demo"} <= set(sub.choices)
