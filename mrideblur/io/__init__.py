@@ -31,3 +31,22 @@ __all__ = [
     "write_json",
     "write_nifti",
 ]
+
+# Multi-coil MRI k-space: case files (.h5), fastMRI and ISMRMRD readers.
+from .case import CASE_KINDS, SHOT_ORDERINGS, Case, assign_shots, load_case, read_case, validate_case, write_case
+from .fastmri import read_fastmri
+from .ismrmrd_io import parse_ismrmrd_header, read_ismrmrd
+
+__all__ += [
+    "CASE_KINDS",
+    "SHOT_ORDERINGS",
+    "Case",
+    "assign_shots",
+    "load_case",
+    "parse_ismrmrd_header",
+    "read_case",
+    "read_fastmri",
+    "read_ismrmrd",
+    "validate_case",
+    "write_case",
+]

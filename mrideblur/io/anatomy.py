@@ -1,0 +1,96 @@
+"""Built-in test objects that need no download: the MNI152 T1 template and the Shepp-Logan phantom.
+
+The MNI152 2009a symmetric T1 template (1 mm isotropic) ships inside nilearn's wheel; it is read
+from the installed package's data folder with nibabel, without importing nilearn (which is
+slow to import). Shepp-Logan comes from sigpy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["mni_template_path", "mni_volume", "mni_slice", "shepp_logan", "PLANES"]
+
+PLANES = ("axial", "coronal", "sagittal")
+_MNI_FILE = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+
+
+def mni_template_path() -> Path:
+    """Path of the MNI152 T1 template inside the installed nilearn package."""
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("nilearn: not installed; it ships the MNI152 template (pip install nilearn)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / _MNI_FILE
+    if not path.is_file():
+        raise ValueError(f"{path}: the MNI152 template is missing from the nilearn installation")
+    return path
+
+
+@lru_cache(maxsize=1)
+def _mni_cached() -> tuple[np.ndarray, np.ndarray]:
+    import nibabel as nib
+
+    img = nib.load(str(mni_template_path()))
+    data = np.asarray(img.dataobj, dtype=np.float32)  # (x, y, z) RAS, 1 mm
+    vol = np.ascontiguousarray(data.transpose(2, 1, 0)[:, ::-1, :])  # (z, y, x), anterior at row 0
+    vol /= max(float(vol.max()), 1e-12)
+    return vol, np.asarray(img.affine)
+
+
+def mni_volume() -> tuple[np.ndarray, np.ndarray]:
+    """The MNI152 T1 template as ``(z, y, x)`` float32 in [0, 1] (1 mm voxels) and its affine.
+
+    Axis order follows CONVENTIONS.md (``x[iz, iy, ix]``): ``z`` inferior -> superior, ``y``
+    anterior -> posterior (row 0 anterior, so axial slices display nose up), ``x`` left -> right.
+    The returned affine is nibabel's for the file's own (x, y, z) voxel order.
+    """
+    vol, aff = _mni_cached()
+    return vol.copy(), aff.copy()
+
+
+def mni_slice(plane: str = "axial", position: float = 0.55, size: int | None = None) -> np.ndarray:
+    """One 2D slice of the MNI152 T1 template, float64 in [0, 1].
+
+    Parameters
+    ----------
+    plane : {"axial", "coronal", "sagittal"}
+    position : float
+        Where along the normal axis, as a fraction of the volume (0..1).
+    size : int, optional
+        Resample to ``size x size`` (zero-padded to a square first, anti-aliased).
+
+    Returns
+    -------
+    (ny, nx) float64 array.
+    """
+    if plane not in PLANES:
+        raise ValueError(f"plane: expected one of {PLANES}, got {plane!r}")
+    if not 0 <= position <= 1:
+        raise ValueError(f"position: expected a fraction in [0, 1], got {position}")
+    vol, _ = _mni_cached()
+    ax = PLANES.index(plane)
+    i = int(round(position * (vol.shape[ax] - 1)))
+    sl = np.take(vol, i, axis=ax).astype(np.float64)
+    if ax != 0:
+        sl = sl[::-1]  # coronal/sagittal: superior at the top row
+    if size is not None:
+        n = max(sl.shape)
+        pad = [((n - s) // 2, n - s - (n - s) // 2) for s in sl.shape]
+        sl = np.pad(sl, pad)
+        import skimage.transform
+
+        sl = skimage.transform.resize(sl, (size, size), anti_aliasing=True, order=3)
+        sl = np.clip(sl, 0, None)
+    return sl
+
+
+def shepp_logan(shape: int | tuple[int, ...] = 192) -> np.ndarray:
+    """The (modified) Shepp-Logan phantom from sigpy, ``(n, n)`` or a 3D shape, real float64."""
+    import sigpy
+
+    shape = (int(shape),) * 2 if np.isscalar(shape) else tuple(int(s) for s in shape)
+    return np.abs(sigpy.shepp_logan(shape)).astype(np.float64)
