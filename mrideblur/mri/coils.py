@@ -1,0 +1,209 @@
+r"""Coil sensitivities ``S``: calibration from k-space, simulated coil arrays, a smooth coil model.
+
+Maps are complex arrays ``(coils, ny, nx)`` (or ``(coils, nz, ny, nx)``) normalised so that
+``sum_c |S_c|^2 = 1`` inside the object (CONVENTIONS.md).
+
+- :func:`estimate_sens`: ESPIRiT (Uecker et al. 2014) or JSENSE (Ying & Sheng 2007) from the
+  fully sampled centre, through sigpy's ``EspiritCalib`` and ``JsenseRecon``;
+- :func:`simulate_sens`: sigpy's birdcage model or a ring of small loop coils;
+- :class:`PolynomialCoilModel`: ``S_c(r) = sum_b a_{cb} phi_b(r)`` with ``phi_b`` Legendre
+  polynomials of low total degree — the few-coefficient coil model JSMoCo (Chen et al. 2025)
+  fits jointly with motion.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sigpy as sp
+import sigpy.mri
+
+__all__ = [
+    "estimate_sens",
+    "normalize_sens",
+    "simulate_sens",
+    "PolynomialCoilModel",
+    "SENS_METHODS",
+    "COIL_MODELS",
+]
+
+SENS_METHODS = ("espirit", "jsense")
+COIL_MODELS = ("birdcage", "loop")
+
+
+def normalize_sens(sens: np.ndarray, threshold: float = 1e-6) -> np.ndarray:
+    """Scale maps so ``sum_c |S_c|^2 = 1`` wherever it is above ``threshold`` (0 elsewhere)."""
+    s = np.asarray(sens)
+    rss = np.sqrt(np.sum(np.abs(s) ** 2, axis=0))
+    scale = np.where(rss > threshold * max(rss.max(), 1e-30), 1.0 / np.maximum(rss, 1e-30), 0.0)
+    return (s * scale).astype(np.complex64)
+
+
+def estimate_sens(
+    kspace: np.ndarray,
+    method: str = "espirit",
+    calib_width: int = 24,
+    thresh: float = 0.02,
+    crop: float = 0.95,
+    kernel_width: int = 6,
+    max_iter: int = 10,
+    device: str = "cpu",
+) -> np.ndarray:
+    """Estimate coil maps from the fully sampled k-space centre.
+
+    Parameters
+    ----------
+    kspace : (coils, ky, kx) or (coils, kz, ky, kx) complex
+        Measured k-space (zeros where not acquired); its central ``calib_width`` lines on every
+        phase-encode axis must be acquired.
+    method : {"espirit", "jsense"}
+        ESPIRiT: eigen-decomposition of the calibration matrix (``thresh`` on singular values,
+        ``crop`` on eigenvalues, masks the background).  JSENSE: joint image/polynomial-coil
+        fit on the calibration region (smooth maps over the whole field of view).
+    calib_width : int
+        Width of the calibration region in k-space lines.
+    thresh, crop : float
+        ESPIRiT parameters.
+    kernel_width : int
+        ESPIRiT kernel width; JSENSE map kernel width.
+    max_iter : int
+        ESPIRiT power iterations / JSENSE alternations.
+    device : str
+        ``"cpu"`` or ``"cuda"`` (sigpy device; needs cupy for cuda).
+
+    Returns
+    -------
+    complex64 maps with ``kspace``'s shape, ``sum_c |S_c|^2 = 1`` where the maps are nonzero.
+    """
+    if method not in SENS_METHODS:
+        raise ValueError(f"method: expected one of {SENS_METHODS}, got {method!r}")
+    k = np.asarray(kspace)
+    if k.ndim not in (3, 4) or k.dtype.kind != "c":
+        raise ValueError(f"kspace: expected complex (coils, ky, kx) or (coils, kz, ky, kx), got {k.dtype} {k.shape}")
+    if calib_width > min(k.shape[1:]):
+        raise ValueError(f"calib_width: {calib_width} is larger than the k-space {k.shape[1:]}")
+    dev = sp.Device(-1 if device == "cpu" else 0)
+    if method == "espirit":
+        maps = sigpy.mri.app.EspiritCalib(
+            k, calib_width=calib_width, thresh=thresh, kernel_width=kernel_width, crop=crop,
+            max_iter=max_iter, device=dev, show_pbar=False,
+        ).run()
+    else:
+        maps = sigpy.mri.app.JsenseRecon(
+            k, mps_ker_width=kernel_width + 6, ksp_calib_width=calib_width, max_iter=max_iter,
+            device=dev, show_pbar=False,
+        ).run()
+    return normalize_sens(sp.to_device(maps, sp.cpu_device))
+
+
+def simulate_sens(shape: tuple[int, ...], ncoil: int = 8, model: str = "birdcage", seed: int | None = None) -> np.ndarray:
+    """Simulated coil maps on an image grid, normalised ``sum_c |S_c|^2 = 1`` everywhere.
+
+    Parameters
+    ----------
+    shape : (ny, nx) or (nz, ny, nx)
+    ncoil : int
+    model : {"birdcage", "loop"}
+        ``"birdcage"``: sigpy's ``birdcage_maps`` (coils on a cylinder of radius 1.5 field of
+        views).  ``"loop"``: ``ncoil`` small circular loops evenly spaced on a ring around the
+        field of view (random offset angle from ``seed``), magnitude from the on-axis
+        Biot-Savart law ``(r^2 + d^2)^(-3/2)``, phase growing with distance from the coil.
+    seed : int, optional
+        Ring rotation of the loop model.
+
+    Returns
+    -------
+    (ncoil,) + shape complex64.
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(shape) not in (2, 3):
+        raise ValueError(f"shape: expected (ny, nx) or (nz, ny, nx), got {shape}")
+    if model not in COIL_MODELS:
+        raise ValueError(f"model: expected one of {COIL_MODELS}, got {model!r}")
+    if ncoil < 1:
+        raise ValueError(f"ncoil: expected >= 1, got {ncoil}")
+    if model == "birdcage":
+        maps = sigpy.mri.birdcage_maps((ncoil,) + shape, r=1.5)
+    else:
+        rng = np.random.default_rng(seed)
+        grids = np.meshgrid(*[(np.arange(n) - n // 2) / max(n, 1) for n in shape], indexing="ij")
+        yy, xx = grids[-2], grids[-1]
+        zz = grids[0] if len(shape) == 3 else 0.0
+        off = rng.uniform(0, 2 * np.pi)
+        maps = []
+        for c in range(ncoil):
+            a = off + 2 * np.pi * c / ncoil
+            cy, cx = 0.62 * np.sin(a), 0.62 * np.cos(a)
+            d2 = (yy - cy) ** 2 + (xx - cx) ** 2 + (zz**2 if len(shape) == 3 else 0.0)
+            mag = (0.25**2 + d2) ** -1.5
+            maps.append(mag * np.exp(1j * (a + 2.0 * np.sqrt(d2))))
+        maps = np.array(maps)
+    return normalize_sens(maps)
+
+
+class PolynomialCoilModel:
+    """Smooth coil maps from a few coefficients: ``S_c(r) = sum_b a_{cb} phi_b(r)``.
+
+    ``phi_b`` are products of Legendre polynomials in coordinates scaled to ``[-1, 1]`` over the
+    field of view, of total degree ``<= degree`` (``(d + 1)(d + 2) / 2`` functions in 2D), made
+    orthonormal over the grid (or over ``mask``) so the coefficients are well conditioned.
+
+    Parameters
+    ----------
+    shape : (ny, nx) or (nz, ny, nx)
+    degree : int
+        Total polynomial degree (JSMoCo uses low orders; 4-6 describes typical head coils).
+    """
+
+    def __init__(self, shape: tuple[int, ...], degree: int = 5):
+        self.shape = tuple(int(s) for s in shape)
+        if len(self.shape) not in (2, 3):
+            raise ValueError(f"shape: expected (ny, nx) or (nz, ny, nx), got {shape}")
+        if degree < 0:
+            raise ValueError(f"degree: expected >= 0, got {degree}")
+        self.degree = int(degree)
+        coords = [np.polynomial.legendre.legvander(np.linspace(-1, 1, n), degree) for n in self.shape]
+        funcs = []
+        for powers in np.ndindex(*([degree + 1] * len(self.shape))):
+            if sum(powers) <= degree:
+                f = np.ones(self.shape)
+                for ax, p in enumerate(powers):
+                    sh = [1] * len(self.shape)
+                    sh[ax] = self.shape[ax]
+                    f = f * coords[ax][:, p].reshape(sh)
+                funcs.append(f.ravel())
+        q, _ = np.linalg.qr(np.array(funcs).T)  # orthonormal columns over the grid
+        self.basis = q.T.reshape((-1,) + self.shape)  # (nbasis,) + shape, real
+
+    @property
+    def nbasis(self) -> int:
+        return self.basis.shape[0]
+
+    def maps(self, coeffs: np.ndarray) -> np.ndarray:
+        """Coil maps ``(coils,) + shape`` from coefficients ``(coils, nbasis)`` complex."""
+        c = np.asarray(coeffs)
+        if c.ndim != 2 or c.shape[1] != self.nbasis:
+            raise ValueError(f"coeffs: expected (coils, {self.nbasis}), got {c.shape}")
+        return np.tensordot(c, self.basis, axes=(1, 0))
+
+    def maps_torch(self, coeffs):
+        """Torch version of :meth:`maps` (differentiable; the basis is moved to the tensor's device)."""
+        import torch
+
+        b = torch.as_tensor(self.basis, device=coeffs.device, dtype=coeffs.real.dtype)
+        return torch.tensordot(coeffs, b.to(coeffs.dtype), dims=([1], [0]))
+
+    def fit(self, sens: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+        """Least-squares coefficients ``(coils, nbasis)`` of maps ``(coils,) + shape``.
+
+        ``weight`` (shape of the image, >= 0) restricts the fit, e.g. to the object mask.
+        """
+        s = np.asarray(sens)
+        if s.shape[1:] != self.shape:
+            raise ValueError(f"sens: expected (coils,) + {self.shape}, got {s.shape}")
+        B = self.basis.reshape(self.nbasis, -1).T  # (npix, nbasis)
+        Y = s.reshape(s.shape[0], -1).T  # (npix, coils)
+        if weight is not None:
+            w = np.sqrt(np.asarray(weight, float).ravel())[:, None]
+            B, Y = B * w, Y * w
+        coef, *_ = np.linalg.lstsq(B, Y, rcond=None)
+        return coef.T.astype(np.complex128)

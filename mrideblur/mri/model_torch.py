@@ -1,0 +1,94 @@
+r"""Torch twin of the multi-shot model, differentiable in the image, the motion and the coils.
+
+.. math:: A(\theta, S)\, x = \sum_s M_s F S T(\theta_s) x, \qquad
+          A^H y = \sum_s T(\theta_s)^H S^H F^H M_s y
+
+Same numbers as :class:`mrideblur.mri.model.MultiShotSense` (to float precision), batched over
+shots, on whatever device the tensors live (``device="cuda"`` works when torch sees a GPU).
+Gradients flow to ``x``, ``thetas`` (degrees, pixels) and ``sens`` through torch autograd.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .fourier import fft_torch, ifft_torch
+from .motion_torch import rigid2d_torch, rigid3d_torch
+from .shots import count_shots, shot_masks, validate_shot_index
+
+__all__ = ["MultiShotSenseTorch", "as_tensor"]
+
+
+def as_tensor(a, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> torch.Tensor:
+    """numpy -> torch at the boundary (no copy on CPU when the dtype already matches)."""
+    t = torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a, device=device)
+    return t if dtype is None else t.to(dtype)
+
+
+class MultiShotSenseTorch:
+    """``A(theta, S)`` on torch tensors.
+
+    Parameters
+    ----------
+    shot_index : (ky,) or (kz, ky) int array
+        Shot of every phase-encode line (``-1`` not acquired).
+    ndim : {2, 3}
+        Image dimensionality.
+    device : str or torch.device
+    dtype : torch.complex64 or torch.complex128
+
+    Notes
+    -----
+    ``forward(x, thetas, sens)``: ``x (ny, nx)`` complex, ``thetas (nshot, 3)`` real,
+    ``sens (coils, ny, nx)`` complex -> ``(coils, ky, kx)``.  Memory: one
+    ``(nshot, coils, ny, nx)`` array in 2D; in 3D the shots are processed one at a time.
+    """
+
+    def __init__(self, shot_index: np.ndarray, ndim: int = 2, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.complex64):
+        si = np.asarray(shot_index)
+        if ndim not in (2, 3):
+            raise ValueError(f"ndim: expected 2 or 3, got {ndim}")
+        self.ndim = ndim
+        self.shot_index = validate_shot_index(si, si.shape)
+        self.nshot = count_shots(self.shot_index)
+        self.device = torch.device(device)
+        self.dtype = dtype
+        rdt = torch.float64 if dtype == torch.complex128 else torch.float32
+        m = shot_masks(self.shot_index, self.nshot)[..., None]  # (nshot, [kz,] ky, 1)
+        self.masks = torch.as_tensor(m, device=self.device).to(rdt)
+        self.acquired = torch.as_tensor((self.shot_index >= 0)[..., None], device=self.device).to(rdt)
+        self._rigid = rigid2d_torch if ndim == 2 else rigid3d_torch
+
+    def forward(self, x: torch.Tensor, thetas: torch.Tensor | None, sens: torch.Tensor) -> torch.Tensor:
+        """``sum_s M_s F S T(theta_s) x``: image ``x`` -> k-space ``(coils, [kz,] ky, kx)``."""
+        if thetas is None:
+            return fft_torch(sens * x, self.ndim) * self.acquired
+        if self.ndim == 2:
+            moved = self._rigid(x, thetas)  # (nshot, ny, nx)
+            k = fft_torch(sens[None] * moved[:, None], self.ndim)  # (nshot, coils, ky, kx)
+            return (k * self.masks[:, None]).sum(0)
+        out = None
+        for s in range(self.nshot):
+            moved = self._rigid(x, thetas[s : s + 1])[0]
+            k = fft_torch(sens * moved, self.ndim) * self.masks[s]
+            out = k if out is None else out + k
+        return out
+
+    def adjoint(self, y: torch.Tensor, thetas: torch.Tensor | None, sens: torch.Tensor) -> torch.Tensor:
+        """``sum_s T(theta_s)^H S^H F^H M_s y``: k-space -> image."""
+        if thetas is None:
+            return (sens.conj() * ifft_torch(y * self.acquired, self.ndim)).sum(0)
+        if self.ndim == 2:
+            img = ifft_torch(y[None] * self.masks[:, None], self.ndim)  # (nshot, coils, ny, nx)
+            z = (sens.conj()[None] * img).sum(1)  # (nshot, ny, nx)
+            return self._rigid(z, thetas, adjoint=True, per_shot=True).sum(0)
+        out = None
+        for s in range(self.nshot):
+            z = (sens.conj() * ifft_torch(y * self.masks[s], self.ndim)).sum(0)
+            r = self._rigid(z, thetas[s : s + 1], adjoint=True)[0]
+            out = r if out is None else out + r
+        return out
+
+    __call__ = forward
