@@ -21,7 +21,7 @@ def _photo(name: str, size: int) -> np.ndarray:
     return a[y0 : y0 + size, x0 : x0 + size]
 
 
-def _case(name: str, ks: int, seed: int, n: int = 160):
+def _case(name: str, ks: int, seed: int, n: int = 192):
     x = _photo(name, n + ks - 1)
     k = camera_shake_kernel(ks, seed=seed)
     y = blur(x, k, noise_sigma=0.01, seed=seed, boundary="valid")
@@ -41,7 +41,7 @@ def test_pyramid_grows_from_3_to_kernel_size():
 
 
 def test_vb_recovers_a_kernel_and_beats_the_blurred_input():
-    x, k, y = _case("camera", 11, seed=5, n=128)
+    x, k, y = _case("camera", 11, seed=5, n=128)  # a small case: the slow test below is the real check
     res = blind_deconvolve(y, 11, method="vb", boundary="valid", patch=None)
     assert res.kernel.shape == (11, 11)
     assert res.kernel.min() >= 0 and abs(res.kernel.sum() - 1) < 1e-9
@@ -105,7 +105,7 @@ def test_vb_beats_map_on_a_seeded_camera_shake_set():
     er_vb, er_map, conc_vb, conc_map, conc_true = [], [], [], [], []
     for name in ("camera", "astronaut"):
         for seed in range(8):
-            ks = 13 if seed % 2 == 0 else 17
+            ks = 15 if seed % 2 == 0 else 19
             x, k, y = _case(name, ks, seed=100 + seed)
             ref = deconvolve(y, k, "hyper-laplacian", boundary="valid")
             truth = x

@@ -359,3 +359,37 @@ def test_simulate_missing_input_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "nope.png" in err and "Traceback" not in err
     assert not (tmp_path / "c.h5").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# correct
+
+
+def test_correct_writes_every_output(tmp_path):
+    import json
+
+    import h5py
+    import nibabel as nib
+
+    case = tmp_path / "case.h5"
+    assert main(["simulate", "--builtin", "mni", "--size", "64", "--shots", "4", "--coils", "6",
+                 "--acs", "16", "--seed", "2", "--out", str(case)]) == 0
+    out = tmp_path / "out"
+    assert main(["correct", str(case), "--out", str(out), "--quiet", "--max-iter", "60"]) == 0
+    for name in ("recon.h5", "image.nii.gz", "motion.csv", "report.json", "report.png"):
+        assert (out / name).is_file(), name
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["psnr_db"]["corrected"] > rep["psnr_db"]["uncorrected"] + 5
+    lines = (out / "motion.csv").read_text().splitlines()
+    assert lines[0] == "shot,rot_deg,ty,tx" and len(lines) == 5
+    with h5py.File(out / "recon.h5") as f:
+        assert f["image"].shape == (64, 64) and f["motion"].shape == (4, 3)
+    assert nib.load(out / "image.nii.gz").shape == (64, 64)
+    assert not list(out.glob("*.tmp*"))
+
+
+def test_correct_rejects_nifti_and_missing_files(tmp_path, capsys):
+    assert main(["correct", str(tmp_path / "x.nii.gz"), "--out", str(tmp_path / "o")]) == 2
+    assert "k-space" in capsys.readouterr().err
+    assert main(["correct", str(tmp_path / "none.h5"), "--out", str(tmp_path / "o")]) == 2
+    assert "none.h5" in capsys.readouterr().err

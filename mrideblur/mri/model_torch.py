@@ -37,6 +37,9 @@ class MultiShotSenseTorch:
         Image dimensionality.
     device : str or torch.device
     dtype : torch.complex64 or torch.complex128
+    nshot : int, optional
+        Number of shots when ``shot_index`` is a part of k-space in which some shots own no
+        line (coarse-to-fine estimators); the shot map is then only checked for range.
 
     Notes
     -----
@@ -46,13 +49,19 @@ class MultiShotSenseTorch:
     """
 
     def __init__(self, shot_index: np.ndarray, ndim: int = 2, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.complex64):
+                 dtype: torch.dtype = torch.complex64, nshot: int | None = None):
         si = np.asarray(shot_index)
         if ndim not in (2, 3):
             raise ValueError(f"ndim: expected 2 or 3, got {ndim}")
         self.ndim = ndim
-        self.shot_index = validate_shot_index(si, si.shape)
-        self.nshot = count_shots(self.shot_index)
+        if nshot is None:
+            self.shot_index = validate_shot_index(si, si.shape)
+            self.nshot = count_shots(self.shot_index)
+        else:
+            if si.size and (si.min() < -1 or si.max() >= nshot):
+                raise ValueError(f"shot_index: values must lie in -1 .. {nshot - 1}")
+            self.shot_index = si.astype(np.int32)
+            self.nshot = int(nshot)
         self.device = torch.device(device)
         self.dtype = dtype
         rdt = torch.float64 if dtype == torch.complex128 else torch.float32

@@ -1,0 +1,125 @@
+"""Write the outputs of a motion correction: ``recon.h5``, ``image.nii.gz``, ``motion.csv``,
+``report.json`` and ``report.png`` — each atomically (temporary file, then rename)."""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .atomic import atomic_open, atomic_write
+from .images import to_jsonable, write_json
+from .nifti import write_nifti
+
+__all__ = ["write_motion_csv", "write_recon_h5", "write_correction_outputs", "affine_from_voxel_size"]
+
+
+def affine_from_voxel_size(voxel_size_mm: tuple[float, ...] | None, ndim: int) -> np.ndarray:
+    """A NIfTI affine for an array in ``(z,) y, x`` order with the given voxel size (mm).
+
+    The NIfTI file stores the array transposed to ``(x, y[, z])`` so its first voxel axis is x;
+    without a voxel size, 1 mm is assumed.
+    """
+    vs = [1.0] * 3 if voxel_size_mm is None else list(voxel_size_mm)
+    if len(vs) < 3:
+        vs = list(vs) + [1.0] * (3 - len(vs))
+    # voxel_size is in array order (dz, dy, dx) or (dy, dx[, slice thickness])
+    if ndim == 3 and voxel_size_mm is not None and len(voxel_size_mm) == 3:
+        dz, dy, dx = vs
+    else:
+        dy, dx = vs[0], vs[1]
+        dz = vs[2] if voxel_size_mm is not None and len(voxel_size_mm) == 3 else 1.0
+    return np.diag([dx, dy, dz, 1.0])
+
+
+def write_motion_csv(path: str | os.PathLike[str], motion: np.ndarray, voxel_size_mm: tuple[float, ...] | None = None) -> Path:
+    """Motion table in the CONVENTIONS.md CSV format.
+
+    ``motion`` ``(nshot, 3)`` -> ``shot,rot_deg,ty,tx`` (+ ``ty_mm,tx_mm``); ``(nshot, 6)`` ->
+    ``shot,rz_deg,ry_deg,rx_deg,tz,ty,tx`` (+ ``tz_mm,ty_mm,tx_mm``); ``(slices, nshot, 3)``
+    adds a leading ``slice`` column.  Millimetre columns appear when the voxel size is known
+    (array order, as in the case file).
+    """
+    m = np.asarray(motion, dtype=float)
+    stacked = m.ndim == 3
+    rows = m.reshape(-1, m.shape[-1])
+    nshot = m.shape[-2]
+    npar = m.shape[-1]
+    if npar == 3:
+        names = ["rot_deg", "ty", "tx"]
+        tcols = [1, 2]
+    elif npar == 6:
+        names = ["rz_deg", "ry_deg", "rx_deg", "tz", "ty", "tx"]
+        tcols = [3, 4, 5]
+    else:
+        raise ValueError(f"motion: expected (nshot, 3) or (nshot, 6) rows, got shape {m.shape}")
+    header = (["slice"] if stacked else []) + ["shot"] + names
+    vs = None
+    if voxel_size_mm is not None:
+        v = list(voxel_size_mm)
+        vs = v[-len(tcols):] if len(v) >= len(tcols) else None
+        if vs is not None:
+            header += [names[c] + "_mm" for c in tcols]
+    buf = _io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for i, r in enumerate(rows):
+        row = ([i // nshot] if stacked else []) + [i % nshot] + [f"{v:.6f}" for v in r]
+        if vs is not None:
+            row += [f"{r[c] * s:.6f}" for c, s in zip(tcols, vs)]
+        w.writerow(row)
+    with atomic_open(path, "w") as f:
+        f.write(buf.getvalue())
+    return Path(path)
+
+
+def write_recon_h5(path: str | os.PathLike[str], image: np.ndarray, motion: np.ndarray, sens: np.ndarray,
+                   report: dict[str, Any], voxel_size_mm: tuple[float, ...] | None = None) -> Path:
+    """``recon.h5``: datasets ``image`` (complex64), ``motion`` (float64), ``sens`` (complex64),
+    attribute ``report`` (JSON text), ``voxel_size_mm`` when known, ``mrideblur_version``."""
+    import h5py
+
+    from .. import __version__
+
+    def writer(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("image", data=np.asarray(image, dtype=np.complex64))
+            f.create_dataset("motion", data=np.asarray(motion, dtype=np.float64))
+            f.create_dataset("sens", data=np.asarray(sens, dtype=np.complex64))
+            f.attrs["report"] = json.dumps(to_jsonable(report))
+            f.attrs["mrideblur_version"] = __version__
+            if voxel_size_mm is not None:
+                f.attrs["voxel_size_mm"] = np.asarray(voxel_size_mm, dtype=float)
+
+    return atomic_write(path, writer)
+
+
+def write_correction_outputs(out_dir: str | os.PathLike[str], image: np.ndarray, motion: np.ndarray,
+                             sens: np.ndarray, report: dict[str, Any], voxel_size_mm: tuple[float, ...] | None = None,
+                             affine: np.ndarray | None = None, figure: Any | None = None) -> dict[str, Path]:
+    """Write every output of one correction into ``out_dir`` (created); returns name -> path.
+
+    ``image.nii.gz`` holds the magnitude, transposed to NIfTI's ``(x, y[, z])`` voxel order, with
+    ``affine`` when given (e.g. from the source NIfTI) or one built from the voxel size.
+    ``figure`` (a matplotlib Figure) is saved as ``report.png``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    img = np.asarray(image)
+    mag = np.abs(img).astype(np.float32)
+    vol = mag.T if mag.ndim == 2 else np.transpose(mag, (2, 1, 0))
+    aff = affine if affine is not None else affine_from_voxel_size(voxel_size_mm, img.ndim)
+    written = {
+        "recon": write_recon_h5(out / "recon.h5", img, motion, sens, report, voxel_size_mm),
+        "image": write_nifti(out / "image.nii.gz", vol, aff),
+        "motion": write_motion_csv(out / "motion.csv", motion, voxel_size_mm),
+        "report": write_json(out / "report.json", report),
+    }
+    if figure is not None:
+        written["figure"] = atomic_write(out / "report.png", lambda tmp: figure.savefig(tmp, dpi=100, format="png"))
+    return written

@@ -1,0 +1,81 @@
+"""correct(): aligned-SENSE against ground truth, coil refinement, stacks, cancel, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mrideblur.io.anatomy import mni_slice
+from mrideblur.metrics import psnr
+from mrideblur.mri import sense_recon, simulate
+from mrideblur.mri.correct import correct
+
+
+def _case(size=96, nshot=8, motion="random", ordering="interleaved", seed=0, plane="axial", **kw):
+    return simulate(mni_slice(plane, 0.55, size), ncoil=8, nshot=nshot, ordering=ordering, motion=motion,
+                    noise=0.01, seed=seed, **kw)
+
+
+def _rmse(est, truth):
+    e = est - truth
+    return float(np.sqrt(np.mean(e[:, 0] ** 2))), float(np.sqrt(np.mean(e[:, 1:] ** 2)))
+
+
+def test_aligned_sense_recovers_motion_and_image():
+    case = _case(size=80, seed=4)
+    truth = case.truth["image"]
+    res = correct(case.kspace, case.shot_index, "aligned-sense", coils="joint", max_iter=100)
+    none = correct(case.kspace, case.shot_index, "none")
+    oracle = sense_recon(case.kspace, case.shot_index, case.truth["sens"], case.truth["motion"], max_iter=30)
+    rot, trans = _rmse(res.motion, case.truth["motion"])
+    assert rot < 0.2 and trans < 0.2
+    p_res, p_none, p_or = (psnr(x, truth, fit_scale=True) for x in (res.image, none.image, oracle))
+    assert p_res > p_none + 10
+    assert p_res > p_or - 4
+    assert res.motion.shape == (8, 3) and not res.motion[0].any()
+    assert res.image.shape == (80, 80) and res.sens.shape == case.kspace.shape
+    rep = res.report
+    assert rep["method"] == "aligned-sense" and len(rep["residual_per_shot"]) == 8
+    assert max(rep["residual_per_shot"]) < 0.5 * max(none.report["residual_per_shot"])
+
+
+def test_known_coils_and_sequential_step_motion():
+    """Sequential ordering: shot 0 holds only the edge of k-space, so the frame of the result
+    (shot 0's) is weakly determined; the correction must still clearly beat no correction.
+    (Measured: 36.1 dB vs 30.0 uncorrected and 46.1 for the oracle — a known limitation.)"""
+    case = _case(size=96, seed=6, motion="step", ordering="sequential")
+    truth = case.truth["image"]
+    res = correct(case.kspace, case.shot_index, sens=case.truth["sens"], max_iter=100)
+    none = correct(case.kspace, case.shot_index, "none", sens=case.truth["sens"])
+    assert psnr(res.image, truth, fit_scale=True) > psnr(none.image, truth, fit_scale=True) + 3
+    assert res.report["parameters"]["coils"] == "given"
+    assert res.report["history"]["round1"]["reference_shot"] == case.shot_index[48]
+
+
+def test_stack_progress_and_cancel():
+    a, b = _case(size=48, seed=1, nshot=4), _case(size=48, seed=2, nshot=4)
+    k = np.stack([a.kspace, b.kspace])
+    calls = []
+    res = correct(k, a.shot_index, "none", progress=lambda s, t, m: calls.append((s, t, m)))
+    assert res.image.shape == (2, 48, 48) and res.motion.shape == (2, 4, 3)
+    stopped = correct(a.kspace, a.shot_index, "aligned-sense", cancel=lambda: True)
+    assert stopped.report["cancelled"]
+    assert stopped.image.shape == (48, 48)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"method": "magic"}, "method"),
+        ({"coils": "psychic"}, "coils"),
+        ({"max_iter": 0}, "max_iter"),
+        ({"kspace": np.ones((4, 16), np.complex64)}, "kspace"),
+        ({"shot_index": np.zeros(15, int)}, "shot_index"),
+        ({"sens": np.ones((3, 16, 16), np.complex64)}, "sens"),
+    ],
+)
+def test_bad_input(kwargs, match):
+    kw = dict(kspace=np.ones((4, 16, 16), np.complex64), shot_index=np.arange(16) % 4)
+    kw.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        correct(**kw)
