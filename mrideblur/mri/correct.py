@@ -36,6 +36,8 @@ COIL_OPTIONS = ("espirit", "joint")
 #: Rounds of coil re-estimation + motion refinement for ``coils="joint"`` (at most), and the
 #: largest motion change (degrees / pixels) below which they stop.
 MAX_COIL_ROUNDS = 3
+#: Smallest image side (pixels) of a coarse-to-fine level.
+MIN_LEVEL_SIZE = 48
 COIL_ROUND_TOL = 0.02
 ProgressFn = Callable[[int, int, str], None]
 
@@ -178,9 +180,13 @@ def _correct_one(y, si, method, sens, coils, max_iter, calib_width, device, seed
         refine = max(int(0.4 * max_iter), 5) if (coils == "joint" and not known) else 0
         # Shots that own no line of the central half (sequential orderings: the outer shots)
         # are only seen at full resolution, which then gets a level of its own.
-        top = 0.5 if shots_seen(si, 0.5) else 1.0
-        levels = (Level(0.25, coarse), Level(0.5, fine)) + ((Level(1.0, fine // 2),) if top == 1.0 else ())
-        fine += fine // 2 if top == 1.0 else 0
+        # Levels: a quarter then half of k-space, but never below MIN_LEVEL_SIZE pixels (a
+        # 24-pixel image cannot pin a rotation down).
+        f1 = min(1.0, max(0.25, MIN_LEVEL_SIZE / min(y.shape[1:])))
+        f2 = min(1.0, max(0.5, 2 * f1))
+        top = f2 if shots_seen(si, f2) else 1.0
+        levels = (Level(f1, coarse), Level(f2, fine)) + ((Level(1.0, fine // 2),) if top > f2 else ())
+        fine += fine // 2 if top > f2 else 0
         total = coarse + fine + MAX_COIL_ROUNDS * refine
         t = time.perf_counter()
         image, motion, h = joint_motion_lbfgs(y, si, sens, levels=levels,
