@@ -7,9 +7,9 @@ None of them is among the five photographs the gradient prior was fitted on
 from __future__ import annotations
 
 import numpy as np
-import skimage.color
-import skimage.data
 import skimage.transform
+
+from mrideblur.io.anatomy import photo
 
 BENCHMARK_IMAGES = ("camera", "astronaut", "moon", "coins")
 
@@ -18,12 +18,7 @@ def benchmark_images(size: int) -> dict[str, np.ndarray]:
     """Central ``size x size`` crops (resized first when an image is smaller), float64 in [0, 1]."""
     out = {}
     for name in BENCHMARK_IMAGES:
-        a = getattr(skimage.data, name)()
-        if a.ndim == 3:
-            a = skimage.color.rgb2gray(a[..., :3])
-        a = np.asarray(a, dtype=np.float64)
-        if a.max() > 1:
-            a = a / 255.0
+        a = photo(name)
         if min(a.shape) < size:
             a = skimage.transform.rescale(a, size / min(a.shape), anti_aliasing=True)
         y0 = (a.shape[0] - size) // 2

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import skimage.color
-import skimage.data
+
+from mrideblur.io.anatomy import photo
 
 FIT_IMAGES = ("chelsea", "coffee", "rocket", "clock", "brick")
 
@@ -22,12 +22,7 @@ FIT_IMAGES = ("chelsea", "coffee", "rocket", "clock", "brick")
 def gradients() -> np.ndarray:
     out = []
     for name in FIT_IMAGES:
-        img = getattr(skimage.data, name)()
-        if img.ndim == 3:
-            img = skimage.color.rgb2gray(img[..., :3])
-        img = np.asarray(img, dtype=np.float64)
-        if img.max() > 1:
-            img = img / 255.0
+        img = photo(name)
         out += [np.diff(img, axis=0).ravel(), np.diff(img, axis=1).ravel()]
     return np.concatenate(out)
 

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import skimage.data
-import skimage.color
 
+from mrideblur.io.anatomy import photo
 from mrideblur.deblur import blind_deconvolve, blur, camera_shake_kernel, deconvolve
 from mrideblur.deblur.blind import _pyramid_sizes
 from mrideblur.metrics import error_ratio, kernel_similarity
 
 
 def _photo(name: str, size: int) -> np.ndarray:
-    a = getattr(skimage.data, name)()
-    if a.ndim == 3:
-        a = skimage.color.rgb2gray(a[..., :3])
-    a = np.asarray(a, float) / (255.0 if a.max() > 1 else 1.0)
+    a = photo(name)
     y0, x0 = (a.shape[0] - size) // 2, (a.shape[1] - size) // 2
     return a[y0 : y0 + size, x0 : x0 + size]
 

@@ -1,4 +1,5 @@
-"""Built-in test objects that need no download: the MNI152 T1 template and the Shepp-Logan phantom.
+"""Built-in test objects that need no download: the MNI152 T1 template, the Shepp-Logan phantom
+and the photographs bundled with scikit-image.
 
 The MNI152 2009a symmetric T1 template (1 mm isotropic) ships inside nilearn's wheel; it is read
 from the installed package's data folder with nibabel, without importing nilearn (which is
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["mni_template_path", "mni_volume", "mni_slice", "shepp_logan", "PLANES"]
+__all__ = ["mni_template_path", "mni_volume", "mni_slice", "shepp_logan", "photo", "PLANES"]
 
 PLANES = ("axial", "coronal", "sagittal")
 _MNI_FILE = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
@@ -94,3 +95,19 @@ def shepp_logan(shape: int | tuple[int, ...] = 192) -> np.ndarray:
 
     shape = (int(shape),) * 2 if np.isscalar(shape) else tuple(int(s) for s in shape)
     return np.abs(sigpy.shepp_logan(shape)).astype(np.float64)
+
+
+def photo(name: str) -> np.ndarray:
+    """A photograph bundled with scikit-image (``"camera"``, ``"astronaut"``, ...) as grey
+    levels in [0, 1] (colour converted by luminance), float64 ``(ny, nx)``."""
+    import skimage.color
+    import skimage.data
+
+    try:
+        a = getattr(skimage.data, name)()
+    except (AttributeError, TypeError):
+        raise ValueError(f"name: {name!r} is not an image bundled with scikit-image") from None
+    if a.ndim == 3:
+        a = skimage.color.rgb2gray(a[..., :3])
+    a = np.asarray(a, dtype=np.float64)
+    return a / 255.0 if a.max() > 1 else a
