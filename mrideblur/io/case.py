@@ -458,6 +458,18 @@ def write_case(path: str | os.PathLike[str], case: Case) -> Path:
 # ---------------------------------------------------------------------------------- reading
 
 
+def open_hdf5(path: Path, what: str):  # -> h5py.File
+    """Open an existing HDF5 file for reading, or raise a ``ValueError`` naming it and ``what``
+    was expected (missing, not a file, not HDF5, unreadable)."""
+    import h5py
+
+    check_hdf5_file(path, what)
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"{path}: could not open as HDF5 ({exc}); expected {what}") from None
+
+
 def check_hdf5_file(path: Path, what: str) -> None:
     """Raise a ``ValueError`` naming ``path`` unless it is an existing HDF5 file."""
     import h5py
@@ -546,12 +558,7 @@ def read_case(path: str | os.PathLike[str]) -> Case:
     import h5py
 
     p = Path(path)
-    check_hdf5_file(p, "an mrideblur case file (.h5)")
-    try:
-        f = h5py.File(p, "r")
-    except OSError as exc:
-        raise ValueError(f"{p}: could not open as HDF5 ({exc}); expected an mrideblur case file") from None
-    with f:
+    with open_hdf5(p, "an mrideblur case file (.h5)") as f:
         hint = ""
         if "shot_index" not in f and "kspace" in f:
             hint = " (a raw fastMRI file? read it with mrideblur.io.read_fastmri or load_case)"
@@ -683,13 +690,9 @@ def load_case(path: str | os.PathLike[str], **reader_kwargs: Any) -> Case:
     import h5py
 
     p = Path(path)
-    check_hdf5_file(p, "a case, fastMRI or ISMRMRD HDF5 file")
-    try:
-        with h5py.File(p, "r") as f:
-            keys = set(f.keys())
-            is_ismrmrd = "dataset" in keys and isinstance(f["dataset"], h5py.Group) and "data" in f["dataset"]
-    except OSError as exc:
-        raise ValueError(f"{p}: could not open as HDF5 ({exc})") from None
+    with open_hdf5(p, "a case, fastMRI or ISMRMRD HDF5 file") as f:
+        keys = set(f.keys())
+        is_ismrmrd = "dataset" in keys and isinstance(f["dataset"], h5py.Group) and "data" in f["dataset"]
     if "shot_index" in keys:
         if reader_kwargs:
             raise ValueError(

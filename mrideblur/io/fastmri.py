@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from .case import SHOT_ORDERINGS, Case, assign_shots, check_hdf5_file, read_dataset, validate_case
+from .case import SHOT_ORDERINGS, Case, assign_shots, open_hdf5, read_dataset, validate_case
 from .ismrmrd_io import center_crop_readout, parse_ismrmrd_header
 
 __all__ = ["read_fastmri"]
@@ -115,12 +115,7 @@ def read_fastmri(
         raise ValueError(f"ordering: expected one of {SHOT_ORDERINGS}, got {ordering!r}")
     if readout_axis not in (-2, -1):
         raise ValueError(f"readout_axis: expected -2 (fastMRI) or -1, got {readout_axis!r}")
-    check_hdf5_file(p, _EXPECTED)
-    try:
-        f = h5py.File(p, "r")
-    except OSError as exc:
-        raise ValueError(f"{p}: could not open as HDF5 ({exc}); expected {_EXPECTED}") from None
-    with f:
+    with open_hdf5(p, _EXPECTED) as f:
         if "kspace" not in f:
             raise ValueError(f"{p}: dataset 'kspace': missing; expected {_EXPECTED}")
         ds = f["kspace"]

@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from .case import Case, assign_shots, check_hdf5_file, read_dataset, validate_case
+from .case import Case, assign_shots, open_hdf5, read_dataset, validate_case
 
 __all__ = ["IsmrmrdHeader", "parse_ismrmrd_header", "read_ismrmrd", "center_crop_readout", "SKIPPED_FLAGS"]
 
@@ -360,12 +360,7 @@ def read_ismrmrd(
     for key in select:
         if key not in _COUNTERS:
             raise ValueError(f"select: expected keys among {_COUNTERS}, got {key!r}")
-    check_hdf5_file(p, _EXPECTED)
-    try:
-        f = h5py.File(p, "r")
-    except OSError as exc:
-        raise ValueError(f"{p}: could not open as HDF5 ({exc}); expected {_EXPECTED}") from None
-    with f:
+    with open_hdf5(p, _EXPECTED) as f:
         if dataset not in f or not isinstance(f[dataset], h5py.Group):
             raise ValueError(f"{p}: group {dataset!r}: missing; expected {_EXPECTED}")
         xml = read_dataset(f[dataset], "xml", p, "the ISMRMRD XML header")
