@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 
 from mrideblur.deblur import blur, camera_shake_kernel
 from mrideblur.deblur.blind import _noise_sigma_estimate, _Scale
