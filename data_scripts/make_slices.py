@@ -46,9 +46,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import skimage.transform
-from scipy import ndimage
 
 from mrideblur.io.anatomy import PLANES, mni_slice, mni_volume
+# the augmentation and slice selection live in the package so that `mrideblur train-prior`
+# works from an installed package; re-exported here under their old names
+from mrideblur.prior.data import (_smooth_field, augment, brain_fraction, mni_candidates,  # noqa: F401
+                                  normalize, smooth_phase)
 from mrideblur.io.atomic import atomic_open, atomic_write
 
 __all__ = [
@@ -100,20 +103,6 @@ def _empty(size: int) -> SliceSet:
                     np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
-def normalize(x: np.ndarray) -> np.ndarray:
-    """``x / max|x|`` as complex64.
-
-    Raises
-    ------
-    ValueError
-        When ``x`` is all zero or not finite (nothing to normalise).
-    """
-    peak = float(np.max(np.abs(x))) if np.size(x) else 0.0
-    if not np.isfinite(peak) or peak <= 0:
-        raise ValueError(f"slice is empty or not finite (max magnitude {peak})")
-    return (np.asarray(x) / peak).astype(np.complex64)
-
-
 def resize_square(x: np.ndarray, size: int) -> np.ndarray:
     """Zero-pad a 2D image to a square (centred) and resample it to ``size x size``.
 
@@ -135,131 +124,11 @@ def resize_square(x: np.ndarray, size: int) -> np.ndarray:
     return rs(x)
 
 
-def brain_fraction(vol: np.ndarray, axis: int, level: float = 0.1) -> np.ndarray:
-    """Fraction of each slice normal to ``axis`` with intensity above ``level``."""
-    other = tuple(a for a in range(vol.ndim) if a != axis)
-    return np.mean(vol > level, axis=other)
-
-
-def mni_candidates(min_brain: float = 0.15, level: float = 0.1, step: int = 1,
-                   planes: tuple[str, ...] = PLANES) -> list[tuple[str, int]]:
-    """``(plane, index)`` of the MNI152 slices with enough brain.
-
-    Parameters
-    ----------
-    min_brain : float
-        Least fraction of the native slice above ``level`` (template intensities in [0, 1]).
-    level : float
-        Intensity that counts as brain.
-    step : int
-        Keep every ``step``-th slice along each axis (1 = all).
-    planes : tuple of str
-        Subset of ``("axial", "coronal", "sagittal")`` (normal axes z, y, x).
-
-    Returns
-    -------
-    list of (plane, index), planes in the order given, indices increasing.
-    """
-    if step < 1:
-        raise ValueError(f"step: expected >= 1, got {step}")
-    bad = [p for p in planes if p not in PLANES]
-    if bad or not planes:
-        raise ValueError(f"planes: expected a non-empty subset of {PLANES}, got {planes!r}")
-    vol, _ = mni_volume()
-    out = []
-    for plane in planes:
-        ax = PLANES.index(plane)
-        frac = brain_fraction(vol, ax, level)
-        out += [(plane, int(i)) for i in np.flatnonzero(frac >= min_brain) if i % step == 0]
-    return out
-
-
 def _select(n_total: int, n_wanted: int | None) -> np.ndarray:
     """Indices of ``n_wanted`` items spread evenly over ``n_total`` (all when ``None``)."""
     if n_wanted is None or n_wanted >= n_total:
         return np.arange(n_total)
     return np.unique(np.round(np.linspace(0, n_total - 1, max(n_wanted, 0))).astype(int))
-
-
-def smooth_phase(shape: tuple[int, int], rng: np.random.Generator, max_amplitude: float = np.pi,
-                 degree: int = 2) -> np.ndarray:
-    """A random smooth background phase: a polynomial of total degree ``degree`` in ``[-1, 1]^2``.
-
-    Random normal coefficients, scaled so the largest ``|phase|`` over the image is a uniform
-    draw in ``[0, max_amplitude]``. By Markov's inequality for polynomials the phase changes by
-    at most ``degree**2 * max_amplitude * 2 / (n - 1)`` radians between neighbouring pixels
-    (0.2 rad at ``n = 128``, degree 2, amplitude pi): smooth, as coil and B0 phases are.
-    """
-    yy, xx = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
-    phase = np.zeros(shape)
-    for dy in range(degree + 1):
-        for dx in range(degree + 1 - dy):
-            phase += rng.normal() * yy**dy * xx**dx
-    peak = np.abs(phase).max()
-    return rng.uniform(0, max_amplitude) * phase / max(peak, 1e-12)
-
-
-def _smooth_field(shape: tuple[int, int], rng: np.random.Generator, sigma: float) -> np.ndarray:
-    """Gaussian-smoothed white noise scaled to a largest magnitude of 1."""
-    f = ndimage.gaussian_filter(rng.normal(size=shape), sigma, mode="reflect")
-    return f / max(np.abs(f).max(), 1e-12)
-
-
-def augment(x: np.ndarray, rng: np.random.Generator, max_rot: float = 10.0, elastic: float = 0.02,
-            gamma: tuple[float, float] = (0.7, 1.4), shading: float = 0.2,
-            max_phase: float = np.pi) -> np.ndarray:
-    """One random augmentation of a square magnitude slice; returns a complex64 slice, max ``|.|`` 1.
-
-    In order:
-
-    1. flips: each axis with probability 1/2 (scan orientations vary; the project's fastMRI
-       images are the transpose of fastMRI's own);
-    2. a rotation by a uniform angle in ``[-max_rot, max_rot]`` degrees about the centre and an
-       elastic deformation (a Gaussian-smoothed random displacement field, correlation length
-       ``n / 8``, largest displacement ``elastic * n`` pixels), applied together as one cubic
-       spline resampling (``scipy.ndimage.map_coordinates``, zero outside), clipped at 0;
-    3. contrast: ``m -> m ** g`` with ``g`` uniform in ``gamma`` on the magnitude scaled to
-       [0, 1], times a smooth intensity shading ``1 + shading * u(r)`` (``u`` a smooth random
-       field in [-1, 1], like a receive-coil profile; a global scale would be undone by step 5);
-    4. a smooth random background phase (:func:`smooth_phase`, degree 2, up to ``max_phase``);
-    5. normalisation to a largest magnitude of 1.
-
-    Parameters
-    ----------
-    x : (n, n) real or complex array
-        The slice; only its magnitude is used.
-    rng : numpy Generator
-        Source of every random choice (the result is a function of ``x`` and the generator state).
-
-    Returns
-    -------
-    (n, n) complex64 array.
-    """
-    m = np.abs(np.asarray(x, dtype=np.complex128 if np.iscomplexobj(x) else np.float64))
-    if m.ndim != 2:
-        raise ValueError(f"x: expected a 2D slice, got shape {m.shape}")
-    m = m / max(m.max(), 1e-30)
-    for ax in (0, 1):
-        if rng.random() < 0.5:
-            m = np.flip(m, axis=ax)
-    ny, nx = m.shape
-    p = np.deg2rad(rng.uniform(-max_rot, max_rot))
-    cy, cx = ny // 2, nx // 2
-    yy, xx = np.meshgrid(np.arange(ny) - cy, np.arange(nx) - cx, indexing="ij")
-    # output pixel at offset r samples the input at R(-p) r, plus the elastic displacement
-    src_y = np.cos(p) * yy + np.sin(p) * xx + cy
-    src_x = -np.sin(p) * yy + np.cos(p) * xx + cx
-    n = max(ny, nx)
-    amp = elastic * n
-    src_y = src_y + amp * _smooth_field(m.shape, rng, n / 8)
-    src_x = src_x + amp * _smooth_field(m.shape, rng, n / 8)
-    m = ndimage.map_coordinates(m, [src_y, src_x], order=3, mode="constant", cval=0.0)
-    m = np.clip(m, 0, None)
-    m = m / max(m.max(), 1e-30)
-    m = m ** rng.uniform(*gamma)
-    m = m * (1 + shading * _smooth_field(m.shape, rng, n / 4))
-    z = m * np.exp(1j * smooth_phase(m.shape, rng, max_phase))
-    return normalize(z)
 
 
 def _progress(iterable, total: int, desc: str, show: bool):

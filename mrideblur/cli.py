@@ -703,8 +703,10 @@ def cmd_correct(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 # entry point
 
+from .prior.cli import add_parser as _add_train_prior  # noqa: E402  (mrideblur train-prior)
+
 #: Every subcommand's parser builder, in the order ``--help`` lists them.
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_deblur, _add_simulate, _add_correct, _add_demo)
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_deblur, _add_simulate, _add_correct, _add_train_prior, _add_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,364 @@
+"""Training the score network by denoising score matching, with EMA weights, atomic
+checkpoints and exact resume.
+
+Loss (Vincent 2011; in the EDM form of Karras et al. 2022): for a clean crop ``x0``, a noise
+level ``sigma`` drawn log-uniformly in the SDE's range (:meth:`VESDE.sample_sigma`) and
+``z ~ N(0, I)`` (both channels),
+
+    L = lambda(sigma) * mean |D(x0 + sigma z, sigma) - x0|^2,
+    lambda = (sigma^2 + sd^2) / (sigma sd)^2,
+
+which is the DSM loss ``sigma^2 |s(x, sigma) - (x0 - x)/sigma^2|^2`` reweighted so that the
+UNet's own target has unit variance at every ``sigma``. Adam, linear warm-up, gradient-norm
+clipping, and an exponential moving average of the weights (``ema_decay``, ramped up as
+``min(decay, (1 + step) / (10 + step))``) -- the EMA weights are the ones exported and sampled.
+
+Checkpoint (``torch.save`` dict, written atomically every ``checkpoint_every`` steps, at the end
+and on interruption): ``model``, ``ema``, ``optimizer`` state, ``step``, ``seconds`` (training
+time so far), the torch generator (noise, sigma) and numpy generator (data) states, the configs
+and the loss history. ``resume=True`` restores all of it, so an interrupted run continues with
+exactly the numbers an uninterrupted one would have produced (``tests/test_prior.py`` checks).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from mrideblur.io.atomic import atomic_open, atomic_write
+
+from .data import TrainingData, builtin_base_slices, load_slices
+from .sde import VESDE
+from .unet import Denoiser, UNetConfig
+
+__all__ = ["TrainConfig", "train", "export_weights", "checkpoint_path", "load_checkpoint",
+           "dsm_loss", "CHECKPOINT_FORMAT", "WEIGHTS_FORMAT"]
+
+CHECKPOINT_FORMAT = "mrideblur-prior-checkpoint-1"
+WEIGHTS_FORMAT = "mrideblur-prior-weights-1"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in the checkpoint).
+
+    Attributes
+    ----------
+    data : str or None
+        Slices from ``make_slices.py`` (``.npz`` or folder); ``None`` = built-in MNI152 slices
+        (training split of :func:`mrideblur.prior.data.builtin_base_slices`).
+    size : int
+        Side of the built-in slices (they are also made at ``size * s`` for ``s`` in ``scales``).
+    scales : tuple of float
+    crop, crops_per_image, batch : int
+        Training crops (fully convolutional network: trained on crops, run on whole images).
+    steps : int
+        Total optimiser steps (a resumed run may raise it).
+    lr, warmup, grad_clip, ema_decay : float / int
+    checkpoint_every : int
+        Steps between checkpoints.
+    seed : int
+        Seeds the network initialisation, the noise and the data stream.
+    unet : dict
+        :class:`UNetConfig` fields; ``sde``: :class:`VESDE` fields.
+    """
+
+    data: str | None = None
+    size: int = 128
+    scales: tuple[float, ...] = (1.0, 1.5)
+    crop: int = 64
+    crops_per_image: int = 2
+    batch: int = 16
+    steps: int = 20000
+    lr: float = 5e-4
+    warmup: int = 200
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    checkpoint_every: int = 100
+    seed: int = 0
+    unet: dict = field(default_factory=lambda: UNetConfig().to_dict())
+    sde: dict = field(default_factory=lambda: VESDE().to_dict())
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["scales"] = list(self.scales)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if "scales" in d:
+            d["scales"] = tuple(d["scales"])
+        return cls(**d)
+
+
+def checkpoint_path(out: str | Path) -> Path:
+    """The checkpoint file for ``--out``: ``out`` itself when it ends in ``.pt``, else
+    ``out/checkpoint.pt``."""
+    out = Path(out)
+    return out if out.suffix == ".pt" else out / "checkpoint.pt"
+
+
+def dsm_loss(model: Denoiser, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """EDM-weighted denoising score matching loss (module docstring), averaged over the batch."""
+    sd = model.config.sigma_data
+    s = sigma[:, None, None, None]
+    d = model(x0 + s * noise, sigma)
+    w = (s**2 + sd**2) / (s * sd) ** 2
+    return (w * (d - x0) ** 2).mean()
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Read a training checkpoint (a ``ValueError`` naming the file when it is not one)."""
+    path = Path(path)
+    try:
+        ck = torch.load(path, map_location=map_location, weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a mrideblur prior training checkpoint")
+    return ck
+
+
+def _make_data(cfg: TrainConfig) -> TrainingData:
+    if cfg.data is None:
+        slices = builtin_base_slices(cfg.size, tuple(cfg.scales), split="train")
+    else:
+        slices = load_slices(cfg.data)
+    return TrainingData(slices, crop=cfg.crop, crops_per_image=cfg.crops_per_image)
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    with atomic_open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["step", "loss", "seconds"])
+        for h in history:
+            w.writerow([h["step"], f"{h['loss']:.6f}", f"{h['seconds']:.1f}"])
+
+
+def export_weights(source: str | Path | dict, out: str | Path, dtype: torch.dtype = torch.float16,
+                   info: dict | None = None) -> Path:
+    """Write the EMA network weights of a checkpoint as a small stand-alone weights file.
+
+    Parameters
+    ----------
+    source : path or checkpoint dict
+    out : path
+        Weights file (``.pt``); a provenance ``.json`` with the same stem is written beside it.
+    dtype : torch dtype
+        Storage precision of the floating-point tensors (float16 halves the size; loading casts
+        back to float32).
+    info : dict, optional
+        Extra provenance (command line, ...), merged into the stored ``info``.
+
+    Returns
+    -------
+    Path of the weights file.
+    """
+    ck = load_checkpoint(source) if not isinstance(source, dict) else source
+    state = {k: (v.to(dtype) if v.is_floating_point() else v).cpu().clone() for k, v in ck["ema"].items()}
+    cfg = ck["config"]
+    meta = {
+        "data": cfg["data"] or "built-in MNI152 T1 slices, three planes, training split "
+                               "(mrideblur.prior.data.HELD_OUT band excluded), augmented on the fly",
+        "steps": int(ck["step"]),
+        "seconds": round(float(ck["seconds"]), 1),
+        "final_loss": ck["history"][-1]["loss"] if ck["history"] else None,
+        "train_config": cfg,
+        "dtype": str(dtype).replace("torch.", ""),
+        "parameters": int(sum(v.numel() for k, v in ck["ema"].items() if not k.endswith("freqs"))),
+    }
+    meta.update(info or {})
+    blob = {"format": WEIGHTS_FORMAT, "unet": ck["unet"], "sde": ck["sde"], "state": state, "info": meta}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda tmp: torch.save(blob, tmp))
+    with atomic_open(out.with_suffix(".json"), "w") as fh:
+        json.dump(meta, fh, indent=1)
+        fh.write("\n")
+    return out
+
+
+def train(config: TrainConfig, out: str | Path, resume: bool = False, device: str | torch.device = "cpu",
+          progress: bool = True, data: TrainingData | None = None, export: str | Path | None = None,
+          export_info: dict | None = None, stop_after: int | None = None,
+          callback: Callable[[int, float], None] | None = None) -> dict:
+    """Train (or continue training) the score network; returns the final checkpoint dict.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Ignored when resuming, except ``steps`` (the run continues to the new total).
+    out : path
+        Checkpoint file or folder (:func:`checkpoint_path`); a ``loss.csv`` is kept beside it.
+    resume : bool
+        Continue from the checkpoint when it exists (start afresh when it does not).
+    device : str
+        ``"cpu"`` or ``"cuda"``; the random streams stay on the CPU so results do not depend on
+        the device's generator.
+    progress : bool
+        tqdm bar on stderr (loss in the postfix).
+    data : TrainingData, optional
+        Use this data instead of the one ``config`` describes (tests).
+    export : path, optional
+        Also export the EMA weights (:func:`export_weights`) at every checkpoint.
+    stop_after : int, optional
+        Stop (with a checkpoint) after this many steps of this call, as an interruption would.
+    callback : callable ``(step, loss)``, optional
+        Called after every step.
+    """
+    ckpt = checkpoint_path(out)
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available to this torch build")
+    state = None
+    if resume and ckpt.exists():
+        state = load_checkpoint(ckpt)
+        steps = config.steps
+        config = TrainConfig.from_dict(state["config"])
+        config.steps = max(steps, int(state["step"]))
+    unet_cfg = UNetConfig.from_dict(config.unet)
+    sde = VESDE.from_dict(config.sde)
+    torch.manual_seed(config.seed)
+    model = Denoiser(unet_cfg).to(device)
+    ema = copy.deepcopy(model).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    gen = torch.Generator().manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    step, seconds, history = 0, 0.0, []
+    if state is not None:
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["torch_rng"])
+        rng.bit_generator.state = state["numpy_rng"]
+        step, seconds, history = int(state["step"]), float(state["seconds"]), list(state["history"])
+    stream = data if data is not None else _make_data(config)
+
+    def snapshot() -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": config.to_dict(),
+            "unet": unet_cfg.to_dict(),
+            "sde": sde.to_dict(),
+            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "ema": {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()},
+            "optimizer": opt.state_dict(),
+            "step": step,
+            "seconds": seconds,
+            "torch_rng": gen.get_state(),
+            "numpy_rng": rng.bit_generator.state,
+            "history": history,
+        }
+
+    def save() -> dict:
+        snap = snapshot()
+        atomic_write(ckpt, lambda tmp: torch.save(snap, tmp))
+        _write_log(ckpt.parent / "loss.csv", history)
+        if export is not None:
+            export_weights(snap, export, info=export_info)
+        return snap
+
+    bar = None
+    if progress:
+        import sys
+
+        from tqdm import tqdm
+
+        tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
+        bar = tqdm(total=config.steps, initial=step, desc="train-prior", file=sys.stderr,
+                   mininterval=0.5 if tty else 30.0, ascii=not tty, dynamic_ncols=tty)
+    run_losses: list[float] = []
+    done_here = 0
+    snap = None
+    stop = _StopFlag()
+    try:
+        stop.install()
+        model.train()
+        while step < config.steps:
+            t0 = time.perf_counter()
+            x0 = torch.from_numpy(stream.batch(config.batch, rng)).to(device)
+            sigma = sde.sample_sigma(config.batch, generator=gen).to(device)
+            noise = torch.randn(x0.shape, generator=gen).to(device)
+            for g in opt.param_groups:
+                g["lr"] = config.lr * min(1.0, (step + 1) / max(config.warmup, 1))
+            loss = dsm_loss(model, x0, sigma, noise)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            decay = min(config.ema_decay, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for pe, pm in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(pm, 1 - decay)
+                for be, bm in zip(ema.buffers(), model.buffers()):
+                    be.copy_(bm)
+            step += 1
+            done_here += 1
+            seconds += time.perf_counter() - t0
+            lv = float(loss.detach())
+            if not math.isfinite(lv):
+                raise ValueError(f"training diverged at step {step} (loss {lv}); lower --lr")
+            run_losses.append(lv)
+            if callback is not None:
+                callback(step, lv)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(run_losses[-50:]):.4f}", refresh=False)
+            last = step >= config.steps or (stop_after is not None and done_here >= stop_after) or stop.set
+            if step % config.checkpoint_every == 0 or last:
+                history.append({"step": step, "loss": float(np.mean(run_losses)), "seconds": seconds})
+                run_losses = []
+                snap = save()
+            if last:
+                break
+    finally:
+        stop.uninstall()
+        if bar is not None:
+            bar.close()
+    if stop.set:
+        raise KeyboardInterrupt(f"training interrupted; checkpoint at step {step} in {ckpt}")
+    return snap if snap is not None else snapshot()
+
+
+class _StopFlag:
+    """SIGINT / SIGTERM set a flag instead of raising mid-step, so the loop finishes the step,
+    writes a consistent checkpoint and stops (only in the main thread; elsewhere a no-op)."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self._old: dict = {}
+
+    def _handler(self, signum, frame) -> None:
+        if self.set:  # a second signal: give up at once
+            raise KeyboardInterrupt
+        self.set = True
+
+    def install(self) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handler)
+
+    def uninstall(self) -> None:
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
