@@ -71,7 +71,7 @@ class UNetConfig:
     emb_dim: int = 64
     groups: int = 8
     dropout: float = 0.0
-    sigma_data: float = 0.2
+    sigma_data: float = 0.4
     fourier_scale: float = 4.0
 
     def to_dict(self) -> dict:
