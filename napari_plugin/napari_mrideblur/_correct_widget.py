@@ -241,7 +241,7 @@ class CorrectionWidget(QWidget):
                               "(known maps stored in a case file are always used)")
         self.iterations = QSpinBox()
         self.iterations.setRange(5, 5000)
-        self.iterations.setValue(50)
+        self.iterations.setValue(60)
         self.iterations.setToolTip("iterations at the coarsest level (max_iter of mrideblur.mri.correct)")
         self.device = QComboBox()
         self.device.setEditable(True)
