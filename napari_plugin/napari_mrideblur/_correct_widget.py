@@ -343,6 +343,8 @@ class CorrectionWidget(QWidget):
             path = self.file.text().strip()
             case, name = None, (Path(path).name.split(".")[0] if path else "input")
         params = self.parameters()
+        if self.task is not None:  # the previous run's task holds its inputs: let Qt free it
+            self.task.deleteLater()
         self.task = Task(lambda progress, cancel: run_correction(case, path, name, params, progress, cancel),
                          f"mrideblur {params['method']}", self._done, self._failed, parent=self)
         self.run_button.setEnabled(False)

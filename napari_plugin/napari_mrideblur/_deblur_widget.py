@@ -247,6 +247,8 @@ class DeblurWidget(QWidget):
         kernel = None if text.startswith("blind ") else self._known_kernel()
         args = (int(self.kernel_size.value()) | 1, int(self.n_iter.value()), int(self.n_starts.value()),
                 int(self.seed.value()))
+        if self.task is not None:  # the previous run's task holds its inputs: let Qt free it
+            self.task.deleteLater()
         self.task = Task(lambda progress, cancel: run_deblur(plane, name, index, method, kernel, *args, progress, cancel),
                          f"mrideblur deblur ({method})", self._done, self._failed, parent=self)
         self.run_button.setEnabled(False)
