@@ -184,8 +184,8 @@ def test_shipped_prior_denoises_held_out_slices(prior, name):
         noisy = x + sigma * (rng.standard_normal(x.shape) + 1j * rng.standard_normal(x.shape))
         den = prior.denoise(noisy.astype(np.complex64), sigma)
         gains[sigma] = psnr(den, x, fit_scale=True) - psnr(noisy, x, fit_scale=True)
-    floor = 3.0 if name == "shepp" else 6.0  # piecewise-constant Shepp-Logan is far from brains
-    assert gains[0.1] > floor and gains[0.05] > floor - 2, gains
+    floor = 4.0 if name == "shepp" else 8.0  # piecewise-constant Shepp-Logan is far from brains
+    assert gains[0.1] > floor and gains[0.05] > floor - 1, gains
 
 
 # ------------------------------------------------------------------------------ samplers
@@ -212,7 +212,7 @@ def test_posterior_sampler_data_consistent_and_better_than_zero_filled(prior):
     expected = noise * np.sqrt(2 * m)  # |n| of the measured noise
     assert 0.3 * expected < info["residual"][0] < 1.5 * expected, (info["residual"], expected)
     p_rec, p_zf = psnr(rec, x, fit_scale=True), psnr(zf, x, fit_scale=True)
-    assert p_rec > p_zf + 1, (p_rec, p_zf)
+    assert p_rec > p_zf + 2, (p_rec, p_zf)
     # same seed, same result; another seed, another sample
     again = posterior_sample(prior, phys, y, steps=20, seed=0)
     np.testing.assert_array_equal(again, rec)
