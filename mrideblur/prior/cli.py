@@ -93,7 +93,8 @@ def cmd_train_prior(args: argparse.Namespace) -> int:
             if args.export is not None:
                 print(f"exported EMA weights: {export_weights(ckpt, args.export, info=info)}")
             return 0
-        print(f"resuming {ckpt} at step {done}", file=sys.stderr)
+        print(f"resuming {ckpt} at step {done} with its own settings (of the options only --steps, "
+              f"--device, --threads and --export apply)", file=sys.stderr)
     elif ckpt.exists() and not args.resume:
         raise ValueError(f"--out {args.out}: a checkpoint exists; pass --resume to continue it or pick another --out")
     try:
