@@ -628,13 +628,16 @@ def _add_correct(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", type=Path, help="case .h5 (CONVENTIONS.md), fastMRI or ISMRMRD file")
     p.add_argument("--out", type=Path, required=True, metavar="OUT_DIR")
-    p.add_argument("--method", choices=("none", "aligned-sense"), default="aligned-sense")
+    p.add_argument("--method", choices=("none", "aligned-sense", "autofocus"), default="aligned-sense",
+                   help="autofocus: NIfTI magnitude images (mrideblur.mri.autofocus); the others need k-space")
     p.add_argument("--coils", choices=("espirit", "joint"), default="joint",
                    help="coil maps: ESPIRiT on the corrupted data, or re-estimated with the motion")
     p.add_argument("--max-iter", type=int, default=150, help="L-BFGS iterations at the coarsest level")
     p.add_argument("--shots", type=int, default=16, help="fastMRI/ISMRMRD: number of shots to assume")
     p.add_argument("--ordering", choices=("interleaved", "sequential"), default="interleaved",
                    help="fastMRI: shot ordering to assume (the file does not store it)")
+    p.add_argument("--pe-axis", type=int, default=None, help="NIfTI: array axis of the phase encoding (required)")
+    p.add_argument("--slice-axis", type=int, default=2, help="NIfTI volumes: axis across the 2D slices (default 2)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -660,9 +663,10 @@ def cmd_correct(args: argparse.Namespace) -> int:
     from .mri.correct import correct
     from .plots import correction_figure
 
-    if is_nifti(args.input):
-        raise ValueError(f"{args.input}: NIfTI magnitude images carry no k-space; correct needs a case .h5, "
-                         "fastMRI or ISMRMRD file (magnitude-only autofocus is a planned method)")
+    if is_nifti(args.input) or args.method == "autofocus":  # images without raw data: mrideblur.batch
+        from .batch import correct_nifti_command
+
+        return correct_nifti_command(args)
     path = Path(args.input)
     if not path.is_file():
         raise ValueError(f"{path}: no such file; expected a case .h5, fastMRI or ISMRMRD file")
@@ -706,7 +710,14 @@ def cmd_correct(args: argparse.Namespace) -> int:
 from .prior.cli import add_parser as _add_train_prior  # noqa: E402  (mrideblur train-prior)
 
 #: Every subcommand's parser builder, in the order ``--help`` lists them.
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_deblur, _add_simulate, _add_correct, _add_train_prior, _add_demo)
+def _add_batch(sub: argparse._SubParsersAction) -> None:
+    """``mrideblur batch`` (whole folders on Dask) lives in :mod:`mrideblur.batch`."""
+    from .batch import add_parser
+
+    add_parser(sub)
+
+
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_deblur, _add_simulate, _add_correct, _add_batch, _add_train_prior, _add_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

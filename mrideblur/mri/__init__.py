@@ -8,8 +8,10 @@
   differentiable torch twin;
 - :mod:`.recon`: known-motion CG-SENSE (:func:`sense_recon`), the oracle of every benchmark;
 - :mod:`.simulate`: motion-corrupted cases from any image or volume, without the inverse crime.
+- :mod:`.autofocus`: per-shot motion from one image (no raw k-space) by gradient-entropy autofocus.
 """
 
+from .autofocus import autofocus
 from .coils import PolynomialCoilModel, estimate_sens, normalize_sens, simulate_sens
 from .fourier import fft, ifft
 from .model import MultiShotSense
@@ -20,6 +22,7 @@ from .shots import make_shot_index, shot_masks, validate_shot_index
 from .simulate import motion_track, simulate
 
 __all__ = [
+    "autofocus",
     "MultiShotSense",
     "MultiShotSenseTorch",
     "PolynomialCoilModel",
