@@ -32,12 +32,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .coils import normalize_sens
+from .coils import PolynomialCoilModel, normalize_sens
 from .fourier import fft, ifft
 from .model_torch import MultiShotSenseTorch
 from .motion import rigid2d_batch, rigid3d_batch
 
-__all__ = ["joint_motion_lbfgs", "refine_sens", "coil_images", "Level"]
+__all__ = ["joint_motion_lbfgs", "fit_coil_coeffs", "refine_sens", "coil_images", "Level"]
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -343,3 +343,49 @@ def refine_sens(kspace: np.ndarray, shot_index: np.ndarray, motion: np.ndarray, 
         shape[ax] = n
         window = window * h.reshape(shape)
     return normalize_sens(ifft(k * window, nd))
+
+
+def fit_coil_coeffs(
+    kspace: np.ndarray, shot_index: np.ndarray, image: np.ndarray, motion: np.ndarray, coil_model: PolynomialCoilModel
+) -> np.ndarray:
+    """Smooth coil maps that best explain the data for a given image and motion (exact model).
+
+    The coil maps stay in the scanner frame while the object moves, so with
+    ``S_c = sum_b a_cb phi_b`` the data are linear in the coefficients,
+
+    .. math:: y_c = \\sum_b a_{cb} G_b, \\qquad G_b = \\sum_s M_s F (\\phi_b \\, T(\\theta_s) x),
+
+    and ``a`` is the least-squares solution, one design matrix for all coils (JSMoCo's coil
+    step).  Unlike :func:`refine_sens` this needs no approximation of the coils moving with
+    the head.
+
+    Parameters
+    ----------
+    kspace : (coils, ky, kx) complex
+    shot_index : (ky,) int
+    image : (ny, nx) complex
+        Current image (frame of shot 0).
+    motion : (nshot, 3) float, degrees / pixels
+    coil_model : PolynomialCoilModel on the ``(ny, nx)`` grid
+
+    Returns
+    -------
+    (coils, nbasis) complex128 coefficients; maps ``coil_model.maps(a)`` (not normalised).
+    """
+    y = np.asarray(kspace)
+    if y.ndim != 3:
+        raise ValueError(f"kspace: the exact coil fit is implemented for 2D (coils, ky, kx), got {y.shape}")
+    si = np.asarray(shot_index)
+    moved = rigid2d_batch(np.asarray(image), np.asarray(motion))  # (nshot, ny, nx)
+    acq = si >= 0
+    nb = coil_model.nbasis
+    G = np.zeros((nb, int(acq.sum()), y.shape[-1]), dtype=np.complex128)
+    row = np.cumsum(acq) - 1  # row of every acquired line in G
+    for s in range(moved.shape[0]):
+        lines = si == s
+        if lines.any():
+            G[:, row[lines]] = fft(coil_model.basis * moved[s], 2)[:, lines]
+    G = G.reshape(nb, -1).T
+    Y = y[:, acq, :].reshape(y.shape[0], -1).T
+    a, *_ = np.linalg.lstsq(G, Y, rcond=None)
+    return a.T
