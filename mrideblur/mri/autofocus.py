@@ -2,38 +2,37 @@ r"""Autofocus: per-shot rigid motion from a single image, without raw k-space.
 
 A NIfTI study holds images, not the scanner's k-space. Autofocus (Atkinson et al., "Automatic
 correction of motion artifacts in magnetic resonance images using an entropy focus
-criterion", IEEE TMI 1997) forms k-space from the image, ``k = F image``, assigns its
-phase-encode lines (axis -2) to shots with an assumed ordering, and searches the per-shot
-motion ``theta`` whose correction gives the sharpest image: the one with the lowest
-**gradient entropy** (``H = -sum p log p`` with ``p = |grad x| / sum |grad x|``; motion
-ghosts and double edges spread the gradient and raise ``H``).
+criterion", IEEE TMI 1997) forms single-coil k-space from the image, ``k = F image``, assigns
+its phase-encode lines (axis -2) to shots by an assumed ordering, and searches the per-shot
+motion ``theta`` whose correction gives the sharpest image, the one with the lowest
+**gradient entropy** ``H = -sum p log p``, ``p = |grad x| / sum |grad x|`` (ghosts and double
+edges spread the gradient and raise ``H``). The corrected image is the least-squares solution
+of the single-coil model ``k_s = M_s F T(theta_s) x`` (:func:`mrideblur.mri.recon.sense_recon`
+with one coil of ones), whose first step is the adjoint ``sum_s T(theta_s)^H F^H M_s k`` used
+inside the search.
 
-Two data models
----------------
-``data="complex"``
-    The image is the complex reconstruction of the corrupted scan (``image = F^H y``). Then
-    ``k`` *is* the measured k-space and line ``j`` was acquired by shot ``s(j)``: the corrected
-    image is ``x(theta) = sum_s T(theta_s)^H F^H M_s k`` (the adjoint of the single-coil
-    model ``y_s = M_s F T(theta_s) x``; exact for translations).
-``data="magnitude"``
-    A magnitude image has lost the phase. For a real object ``x`` and a corruption ``c =
-    sum_s F^H M_s F T(theta_s) x`` the stored image is ``|c| ~ Re(c)`` wherever the object is
-    brighter than its ghosts, and ``F Re(c)`` at line ``k`` is the *average* of the shots that
-    acquired ``k`` and ``-k``: the model keeps the symmetric weights
-    ``W_s(k) = (M_s(k) + M_s(-k)) / 2`` and the corrected image is ``Re(sum_s T(theta_s)^H
-    F^H W_s F image)``. What a magnitude image cannot give back: where the two shots of a
-    line pair moved differently their data are averaged, and no choice of motion un-mixes
-    them exactly (the README section on NIfTI studies gives the measured limits).
+What an image can and cannot give back
+--------------------------------------
+For a **complex** image (the phase of the reconstruction kept), ``F image`` *is* the measured
+single-coil k-space and the model is exact: autofocus recovers the motion up to what the
+metric can see. A **magnitude** image has lost the phase, and for a real object ``F |c|``
+(``c`` the corrupted complex image) holds at line ``k`` about the *average* of what the shots
+that acquired ``k`` and ``-k`` saw, since ``|c| ~ Re(c)`` where the object outshines its ghosts
+and ``F Re(c)(k) = (C(k) + conj C(-k)) / 2``. Where those two shots moved differently their
+data are mixed, and no per-shot motion applied line by line un-mixes them: with the *true*
+motion the line-by-line correction of a magnitude image hardly improves it. This module then
+still runs (the estimate is what the data allow) but the README section on NIfTI studies gives
+the measured figures: expect little or nothing from magnitude images of sequential orderings.
 
 Estimation
 ----------
-All shots' motion is optimised jointly by L-BFGS (torch autograd through the Fourier shears of
-:mod:`mrideblur.mri.motion_torch`), coarse to fine on the central quarter, half and all of
+All shots' motion is optimised jointly by L-BFGS (torch autograd through the Fourier shears
+of :mod:`mrideblur.mri.motion_torch`), coarse to fine on the central quarter, half and all of
 k-space (translations scaled to each grid). The frame is that of the *reference shot*, the one
-owning the k-space centre: it fixes what the image looks like (and a corrected NIfTI stays
-registered with its source); motion is reported relative to shot 0 as CONVENTIONS.md asks.
-Shots that own no line of a coarse level keep the motion of the nearest shot that does until a
-finer level sees them.
+owning the k-space centre: it fixes where the object is (so a corrected NIfTI stays registered
+with its source); motion is reported relative to shot 0 as CONVENTIONS.md asks. Shots that own
+no line of a coarse level take the motion of the nearest shot that does until a finer level
+sees them.
 """
 
 from __future__ import annotations
@@ -47,14 +46,17 @@ import torch
 from .. import __version__
 from .align import rebase_motion, reference_shot
 from .correct import Result
-from .fourier import fft
+from .fourier import fft, ifft_torch
+from .motion_torch import rigid2d_torch
+from .recon import sense_recon
 from .shots import count_shots, validate_shot_index
 
-__all__ = ["autofocus", "gradient_entropy", "DATA_MODELS", "shot_weights"]
+__all__ = ["autofocus", "gradient_entropy", "MIN_LEVEL_SIZE"]
 
-DATA_MODELS = ("auto", "complex", "magnitude")
 #: Smallest image side (pixels) of a coarse-to-fine level (as in aligned-SENSE).
 MIN_LEVEL_SIZE = 48
+#: CG iterations of the final least-squares image.
+FINAL_CG_ITERATIONS = 10
 ProgressFn = Callable[[int, int, str], None]
 
 
@@ -63,10 +65,10 @@ class _Cancelled(Exception):
 
 
 def gradient_entropy(image: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    """Gradient entropy of a real 2D image ``(ny, nx)`` (a torch scalar, differentiable).
+    """Gradient entropy of a real 2D image ``(ny, nx)`` (a differentiable torch scalar, nats).
 
     ``g = sqrt(dy^2 + dx^2 + (eps max|x|)^2)`` from forward differences, ``p = g / sum g``,
-    ``H = -sum p log p`` (nats). Invariant to the image's scale; lower is sharper.
+    ``H = -sum p log p``. Invariant to the image's scale; lower is sharper.
     """
     scale = image.detach().abs().max().clamp_min(1e-30)
     x = image / scale
@@ -75,22 +77,6 @@ def gradient_entropy(image: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     g = torch.sqrt(gy * gy + gx * gx + eps * eps)
     p = g / g.sum()
     return -(p * torch.log(p)).sum()
-
-
-def shot_weights(shot_index: np.ndarray, nshot: int, data: str) -> np.ndarray:
-    """Weights ``(nshot, ky)`` of each shot on each k-space line of the single-coil model.
-
-    ``"complex"``: the shot masks ``M_s``; ``"magnitude"``: ``(M_s(k) + M_s(-k)) / 2`` with
-    ``-k`` the line mirrored about the centre ``ky // 2`` (modulo ``ky``: for even ``ky`` the
-    edge line is its own mirror). Lines not acquired weigh 0.
-    """
-    si = np.asarray(shot_index)
-    masks = (si[None] == np.arange(nshot)[:, None]).astype(np.float64)
-    if data == "complex":
-        return masks
-    n = si.shape[0]
-    mirror = (2 * (n // 2) - np.arange(n)) % n
-    return 0.5 * (masks + masks[:, mirror])
 
 
 def _crop(n: int, frac: float) -> slice:
@@ -105,20 +91,15 @@ def _levels(shape: tuple[int, int]) -> list[float]:
     return sorted({f1, f2, 1.0})
 
 
-def _correct_image(k: torch.Tensor, w: torch.Tensor, theta: torch.Tensor, data: str) -> torch.Tensor:
-    """``sum_s T(theta_s)^H F^H (w_s k)`` -> real part (magnitude data) or modulus (complex)."""
-    from .fourier import ifft_torch
-    from .motion_torch import rigid2d_torch
-
-    per_shot = ifft_torch(w[:, :, None] * k[None], 2)
-    x = rigid2d_torch(per_shot, theta, adjoint=True, per_shot=True).sum(0)
-    return x.real if data == "magnitude" else torch.sqrt(x.real**2 + x.imag**2 + 1e-20)
+def _adjoint_image(k: torch.Tensor, masks: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """``|sum_s T(theta_s)^H F^H (M_s k)|`` for ``k (ky, kx)``, ``masks (nshot, ky)``."""
+    x = rigid2d_torch(ifft_torch(masks[:, :, None] * k[None], 2), theta, adjoint=True, per_shot=True).sum(0)
+    return torch.sqrt(x.real**2 + x.imag**2 + 1e-20)
 
 
 def autofocus(
     image: np.ndarray,
     shot_index: np.ndarray,
-    data: str = "auto",
     max_iter: int = 60,
     device: str = "cpu",
     seed: int = 0,
@@ -131,17 +112,15 @@ def autofocus(
     ----------
     image : (ny, nx) real or complex array
         The motion-corrupted image; its phase-encode axis is axis 0 (``ky`` of
-        CONVENTIONS.md), the readout axis 1.
+        CONVENTIONS.md), the readout axis 1. A complex image is the exact case; a magnitude
+        image is handled the same way, with the limits of the module notes.
     shot_index : (ny,) int
         Shot of every phase-encode line (``-1``: not acquired), e.g.
         :func:`mrideblur.mri.shots.make_shot_index` with the assumed ordering.
-    data : {"auto", "complex", "magnitude"}
-        Data model (module notes); ``"auto"``: ``"complex"`` for a complex image, else
-        ``"magnitude"``.
     max_iter : int
         L-BFGS iterations at the coarsest level (finer levels get 2/3 of it).
     device : str
-        torch device (``"cpu"``, ``"cuda"``).
+        torch device of the search (``"cpu"``, ``"cuda"``).
     seed : int
         Recorded for reproducibility; the estimator is deterministic.
     progress : callable(step, total, message), optional
@@ -152,56 +131,53 @@ def autofocus(
     Returns
     -------
     Result
-        ``image`` ``(ny, nx)``: float32 (magnitude data) or complex64, in the frame of the shot
-        owning the k-space centre; ``motion`` ``(nshot, 3)`` ``rot_deg, ty, tx`` (degrees,
-        pixels) relative to shot 0; ``sens`` ``(1, ny, nx)`` ones (single coil); ``report``:
-        ``method``, ``parameters``, ``reference_shot``, ``metric`` (gradient entropy before
-        and after), ``history`` (cost trace per level), ``seconds``, ``cancelled``,
+        ``image`` ``(ny, nx)``: float32 for a real input (the modulus), complex64 for a complex
+        one, in the frame of the shot owning the k-space centre; ``motion`` ``(nshot, 3)``
+        ``rot_deg, ty, tx`` (degrees, pixels) relative to shot 0; ``sens`` ``(1, ny, nx)``
+        ones (single coil); ``report``: ``method``, ``parameters``, ``reference_shot``,
+        ``metric`` (full-resolution gradient entropy of the input and of the result's adjoint
+        image), ``history`` (entropy per evaluation and level), ``seconds``, ``cancelled``,
         ``versions``.
 
     Raises
     ------
     ValueError
-        Wrong shapes, non-finite values, an unknown data model, a shot map that does not fit
-        the phase-encode axis.
+        Not a finite 2D image of at least 8x8 pixels, ``max_iter < 1``, a shot map that does
+        not fit the phase-encode axis.
     """
     x0 = np.asarray(image)
     if x0.ndim != 2 or min(x0.shape) < 8:
         raise ValueError(f"image: expected a 2D image (ny, nx) of at least 8x8 pixels, got shape {x0.shape}")
     if not np.issubdtype(x0.dtype, np.number) or not np.all(np.isfinite(x0)):
         raise ValueError("image: expected finite numeric values (NaN, infinite or non-numeric found)")
-    if data not in DATA_MODELS:
-        raise ValueError(f"data: expected one of {DATA_MODELS}, got {data!r}")
     if int(max_iter) != max_iter or max_iter < 1:
         raise ValueError(f"max_iter: expected an integer >= 1, got {max_iter}")
     si = validate_shot_index(shot_index, (x0.shape[0],))
-    if data == "auto":
-        data = "complex" if np.iscomplexobj(x0) else "magnitude"
     t_start = time.perf_counter()
     nshot = count_shots(si)
     ref = reference_shot(si)
     dev = torch.device(device)
     kfull = fft(x0.astype(np.complex128), 2)
     ny, nx = x0.shape
+    masks_full = (si[None] == np.arange(nshot)[:, None]).astype(np.float32)
     theta = np.zeros((nshot, 3))  # in the reference shot's frame, pixels of the full grid
     levels = _levels((ny, nx))
-    iters = [max_iter] + [max(1, (2 * max_iter) // 3)] * (len(levels) - 1)
+    iters = [int(max_iter)] + [max(1, (2 * int(max_iter)) // 3)] * (len(levels) - 1)
     total = sum(iters)
     history: dict = {"levels": []}
     step = 0
     cancelled = False
-    h_before = h_after = float("nan")
-    for frac, n_it in zip(levels, iters):
+    for li, (frac, n_it) in enumerate(zip(levels, iters)):
         t0 = time.perf_counter()
         sy, sx = _crop(ny, frac), _crop(nx, frac)
         my, mx = sy.stop - sy.start, sx.stop - sx.start
-        w_np = shot_weights(si, nshot, data)[:, sy]
-        seen = w_np.sum(1) > 0
+        m_np = masks_full[:, sy]
+        seen = m_np.sum(1) > 0
         free = seen.copy()
         free[ref] = False
         scale = np.array([1.0, my / ny, mx / nx])
         k = torch.as_tensor(kfull[sy, sx], device=dev).to(torch.complex64)
-        w = torch.as_tensor(w_np, device=dev, dtype=torch.float32)
+        masks = torch.as_tensor(m_np, device=dev)
         base = torch.as_tensor(theta * scale, device=dev, dtype=torch.float32)
         idx = torch.as_tensor(np.flatnonzero(free), device=dev)
         p = base[idx].clone().requires_grad_(True)
@@ -209,12 +185,8 @@ def autofocus(
 
         def cost() -> torch.Tensor:
             th = base.index_put((idx,), p) if idx.numel() else base
-            return gradient_entropy(_correct_image(k, w, th, data))
+            return gradient_entropy(_adjoint_image(k, masks, th))
 
-        with torch.no_grad():
-            trace.append(float(cost()))
-        if frac == levels[0]:
-            h_before = trace[0]
         if idx.numel():
             opt = torch.optim.LBFGS([p], lr=1.0, max_iter=n_it, max_eval=int(1.5 * n_it), history_size=20,
                                     line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
@@ -236,41 +208,37 @@ def autofocus(
                 opt.step(closure)
             except _Cancelled:
                 cancelled = True
-            theta[free] = p.detach().cpu().double().numpy() / scale
+            theta[free] = p.detach().cpu().double().numpy() / scale[None]
         # shots this level did not see: the motion of the nearest shot (in shot order) it saw
         seen_ids = np.flatnonzero(seen)
         for s in np.flatnonzero(~seen):
             theta[s] = theta[seen_ids[np.argmin(np.abs(seen_ids - s))]]
-        history["levels"].append({"size": [my, mx], "evaluations": len(trace) - 1, "entropy": trace,
+        history["levels"].append({"size": [my, mx], "evaluations": len(trace), "entropy": trace,
                                   "seconds": time.perf_counter() - t0})
-        step = sum(iters[: len(history["levels"])])
+        step = sum(iters[: li + 1])
         if cancelled:
             break
-    k = torch.as_tensor(kfull, device=dev).to(torch.complex64)
-    w = torch.as_tensor(shot_weights(si, nshot, data), device=dev, dtype=torch.float32)
+    t0 = time.perf_counter()
     with torch.no_grad():
-        th = torch.as_tensor(theta, device=dev, dtype=torch.float32)
-        from .fourier import ifft_torch
-        from .motion_torch import rigid2d_torch
-
-        xc = rigid2d_torch(ifft_torch(w[:, :, None] * k[None], 2), th, adjoint=True, per_shot=True).sum(0)
-        h_after = float(gradient_entropy(xc.real if data == "magnitude" else xc.abs()))
-        xc = xc.cpu().numpy()
-    if data == "complex":
-        out = xc.astype(np.complex64)
-    else:  # a magnitude image stays non-negative
-        out = (np.clip(xc.real, 0, None) if np.all(x0.real >= 0) else xc.real).astype(np.float32)
+        kt = torch.as_tensor(kfull, device=dev).to(torch.complex64)
+        mt = torch.as_tensor(masks_full, device=dev)
+        h_before = float(gradient_entropy(_adjoint_image(kt, mt, torch.zeros((nshot, 3), device=dev))))
+        h_after = float(gradient_entropy(_adjoint_image(kt, mt, torch.as_tensor(theta, device=dev, dtype=torch.float32))))
+    # final image: least squares with one coil of ones (the adjoint is its first CG iterate)
+    ones = np.ones((1, ny, nx), dtype=np.complex64)
+    xc = sense_recon(kfull[None].astype(np.complex64), si, ones, theta, max_iter=FINAL_CG_ITERATIONS)
+    out = xc.astype(np.complex64) if np.iscomplexobj(x0) else np.abs(xc).astype(np.float32)
     motion = rebase_motion(theta, 0) if ref else theta.copy()
     motion[0] = 0.0
     report = {
         "method": "autofocus",
-        "parameters": {"data": data, "metric": "gradient-entropy", "max_iter": int(max_iter), "device": str(device),
-                       "seed": seed, "levels": [float(f) for f in levels]},
+        "parameters": {"metric": "gradient-entropy", "max_iter": int(max_iter), "device": str(device), "seed": seed,
+                       "levels": [float(f) for f in levels], "data": "complex" if np.iscomplexobj(x0) else "magnitude"},
         "reference_shot": int(ref),
         "metric": {"gradient_entropy_before": h_before, "gradient_entropy_after": h_after},
         "history": history,
-        "seconds": {"total": time.perf_counter() - t_start},
+        "seconds": {"search": t0 - t_start, "image": time.perf_counter() - t0, "total": time.perf_counter() - t_start},
         "cancelled": cancelled,
         "versions": {"mrideblur": __version__, "numpy": np.__version__, "torch": torch.__version__},
     }
-    return Result(image=out, motion=motion, sens=np.ones((1, ny, nx), dtype=np.complex64), report=report)
+    return Result(image=out, motion=motion, sens=ones, report=report)
