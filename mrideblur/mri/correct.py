@@ -31,7 +31,9 @@ from .shots import count_shots, validate_shot_index
 
 __all__ = ["Result", "correct", "METHODS", "COIL_OPTIONS"]
 
-METHODS = ("none", "aligned-sense")
+METHODS = ("none", "aligned-sense", "jsmoco")
+SAMPLERS = ("fast", "pc")
+INITS = ("aligned-sense", "espirit")
 COIL_OPTIONS = ("espirit", "joint")
 #: Rounds of coil re-estimation + motion refinement for ``coils="joint"`` (at most), and the
 #: largest motion change (degrees / pixels) below which they stop.
@@ -60,12 +62,16 @@ class Result:
         ``method``, ``parameters``, ``residual_per_shot`` (relative data-consistency residual
         ``||M_s (A x - y)|| / ||M_s y||`` per shot), ``history`` (cost traces per level and
         round), ``seconds`` (per stage), ``versions``, ``cancelled``.
+    uncertainty : float32 like ``image``, or None
+        ``method="jsmoco"`` with ``nsamples > 1``: per-pixel standard deviation of the magnitude
+        over the posterior samples (image units).
     """
 
     image: np.ndarray
     motion: np.ndarray
     sens: np.ndarray
     report: dict = field(default_factory=dict)
+    uncertainty: np.ndarray | None = None
 
 
 def _residual_per_shot(kspace, shot_index, sens, motion, image) -> list[float]:
@@ -91,6 +97,10 @@ def correct(
     progress: ProgressFn | None = None,
     cancel: Callable[[], bool] | None = None,
     stack: bool | None = None,
+    nsamples: int = 1,
+    sampler: str = "fast",
+    prior=None,
+    init: str = "aligned-sense",
 ) -> Result:
     """Correct rigid motion in multi-shot, multi-coil k-space.
 
@@ -122,6 +132,15 @@ def correct(
     stack : bool, optional
         Force a 4D ``kspace`` to be read as a stack of slices (default: 4D with a 1D shot map is
         a stack, with a 2D ``(kz, ky)`` map a 3D volume).
+    nsamples : int
+        ``method="jsmoco"``: posterior samples; > 1 also returns ``Result.uncertainty``.
+    sampler : {"fast", "pc"}
+        ``method="jsmoco"``: DiffPIR (one network call per step) or predictor-corrector.
+    prior : mrideblur.prior.ScorePrior or path, optional
+        ``method="jsmoco"``: the diffusion prior; default the weights shipped with the package.
+    init : {"aligned-sense", "espirit"}
+        ``method="jsmoco"``: start from the aligned-SENSE result, or from zero motion and the
+        ESPIRiT maps of the corrupted data.
 
     Returns
     -------
@@ -131,21 +150,34 @@ def correct(
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     if coils not in COIL_OPTIONS:
         raise ValueError(f"coils: expected one of {COIL_OPTIONS}, got {coils!r}")
+    if method == "jsmoco":
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler: expected one of {SAMPLERS}, got {sampler!r}")
+        if init not in INITS:
+            raise ValueError(f"init: expected one of {INITS}, got {init!r}")
+        if int(nsamples) != nsamples or nsamples < 1:
+            raise ValueError(f"nsamples: expected an integer >= 1, got {nsamples}")
+        from ..prior import ScorePrior
+
+        prior = ScorePrior.default(device) if prior is None else (
+            prior if isinstance(prior, ScorePrior) else ScorePrior.load(prior, device=device))
     if int(max_iter) != max_iter or max_iter < 5:
         raise ValueError(f"max_iter: expected an integer >= 5, got {max_iter}")
+    jsm = dict(nsamples=int(nsamples), sampler=sampler, prior=prior, init=init) if method == "jsmoco" else None
     y = check_kspace(kspace)
     si = np.asarray(shot_index)
     if stack is None:
         stack = y.ndim == 4 and si.ndim == 1
     if stack:
-        return _correct_stack(y, si, method, sens, coils, max_iter, calib_width, device, seed, progress, cancel)
+        return _correct_stack(y, si, method, sens, coils, max_iter, calib_width, device, seed, progress, cancel,
+                              jsm)
     si = validate_shot_index(si, y.shape[1:-1])
     if sens is not None:
         sens = check_sens(sens, y.shape)
-    return _correct_one(y, si, method, sens, coils, max_iter, calib_width, device, seed, progress, cancel)
+    return _correct_one(y, si, method, sens, coils, max_iter, calib_width, device, seed, progress, cancel, jsm)
 
 
-def _correct_stack(y, si, method, sens, coils, max_iter, calib_width, device, seed, progress, cancel) -> Result:
+def _correct_stack(y, si, method, sens, coils, max_iter, calib_width, device, seed, progress, cancel, jsm) -> Result:
     if y.ndim != 4:
         raise ValueError(f"kspace: a stack must be (slices, coils, ky, kx), got shape {y.shape}")
     si = validate_shot_index(si, (y.shape[-2],))
@@ -156,14 +188,16 @@ def _correct_stack(y, si, method, sens, coils, max_iter, calib_width, device, se
     for i in range(n):
         sub = None if progress is None else (lambda s, t, m, i=i: progress(i * t + s, n * t, f"slice {i + 1}/{n}: {m}"))
         results.append(_correct_one(y[i], si, method, None if sens is None else sens[i], coils, max_iter,
-                                    calib_width, device, seed, sub, cancel))
+                                    calib_width, device, seed, sub, cancel, jsm))
         if results[-1].report.get("cancelled"):
             break
     report = dict(results[0].report)
     report["slices"] = [r.report for r in results]
     report["cancelled"] = any(r.report.get("cancelled") for r in results)
+    unc = [r.uncertainty for r in results]
     return Result(np.stack([r.image for r in results]), np.stack([r.motion for r in results]),
-                  np.stack([r.sens for r in results]), report)
+                  np.stack([r.sens for r in results]), report,
+                  None if any(u is None for u in unc) else np.stack(unc))
 
 
 def _coil_step(y: np.ndarray, si: np.ndarray, sens: np.ndarray, motion: np.ndarray, calib_width: int) -> np.ndarray:
@@ -178,7 +212,7 @@ def _coil_step(y: np.ndarray, si: np.ndarray, sens: np.ndarray, motion: np.ndarr
     return sens
 
 
-def _correct_one(y, si, method, sens, coils, max_iter, calib_width, device, seed, progress, cancel) -> Result:
+def _correct_one(y, si, method, sens, coils, max_iter, calib_width, device, seed, progress, cancel, jsm=None) -> Result:
     nd = y.ndim - 1
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -191,7 +225,9 @@ def _correct_one(y, si, method, sens, coils, max_iter, calib_width, device, seed
     seconds["coils"] = time.perf_counter() - t0
     motion = np.zeros((nshot, npar))
     cancelled = False
-    if method == "aligned-sense":
+    if method == "jsmoco" and y.ndim != 3:
+        raise ValueError(f"kspace: method 'jsmoco' is implemented for 2D slices and stacks, got a volume {y.shape}")
+    if method == "aligned-sense" or (method == "jsmoco" and jsm["init"] == "aligned-sense"):
         coarse, fine = max_iter, max(int(0.8 * max_iter), 5)
         refine = max(int(0.4 * max_iter), 5) if (coils == "joint" and not known) else 0
         # Shots that own no line of the central half (sequential orderings: the outer shots)
@@ -230,17 +266,33 @@ def _correct_one(y, si, method, sens, coils, max_iter, calib_width, device, seed
                 break
         history["coil_rounds"] = rounds
     t = time.perf_counter()
-    image = sense_recon(y, si, sens, motion if method == "aligned-sense" else None, max_iter=30)
+    image = sense_recon(y, si, sens, None if method == "none" else motion, max_iter=30)
     seconds["sense"] = time.perf_counter() - t
+    uncertainty = None
+    parameters = {"coils": "given" if known else coils, "max_iter": max_iter, "calib_width": calib_width,
+                  "device": device, "seed": seed}
+    if method == "jsmoco" and not cancelled:
+        from .jsmoco import JSMoCoOptions, jsmoco
+
+        t = time.perf_counter()
+        options = JSMoCoOptions(sampler=jsm["sampler"], nsamples=jsm["nsamples"])
+        out = jsmoco(y, si, sens, motion, image, jsm["prior"], options, estimate_coils=not known, seed=seed,
+                     device=device, progress=progress, cancel=cancel)
+        image, motion, sens, uncertainty = out["image"], out["motion"], out["sens"], out["uncertainty"]
+        cancelled = out["cancelled"]
+        history["jsmoco"] = out["history"]
+        seconds["jsmoco"] = time.perf_counter() - t
+        parameters.update(init=jsm["init"], prior=jsm["prior"].info.get("command", "shipped"),
+                          noise_sigma=out["noise_sigma"], **{k: v for k, v in vars(options).items()})
     seconds["total"] = time.perf_counter() - t0
     report = {
         "method": method,
-        "parameters": {"coils": "given" if known else coils, "max_iter": max_iter, "calib_width": calib_width,
-                       "device": device, "seed": seed},
+        "parameters": parameters,
         "residual_per_shot": _residual_per_shot(y, si, sens, motion, image),
         "history": history,
         "seconds": seconds,
         "cancelled": cancelled,
         "versions": {"mrideblur": __version__, "numpy": np.__version__, "python": platform.python_version()},
     }
-    return Result(image=image, motion=motion, sens=np.asarray(sens, dtype=np.complex64), report=report)
+    return Result(image=image, motion=motion, sens=np.asarray(sens, dtype=np.complex64), report=report,
+                  uncertainty=uncertainty)
