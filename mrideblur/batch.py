@@ -70,7 +70,7 @@ NIFTI_METHODS = ("autofocus", "jsmoco")
 #: Columns of ``summary.csv``.
 SUMMARY_COLUMNS = ("input", "study", "status", "slices", "psnr_uncorrected_db", "psnr_corrected_db",
                    "seconds", "peak_rss_mb", "output", "error")
-MANIFEST_COLUMNS = ("input", "truth", "id", "pe_axis", "slice_axis", "shots", "ordering")
+MANIFEST_COLUMNS = ("input", "truth", "id", "pe_axis", "slice_axis", "shots", "ordering", "slices")
 EXIT_FAILED_ROWS = 3
 _PARTS = ".parts"
 _DONE = "report.json"
@@ -102,6 +102,9 @@ class BatchOptions:
     device : str
         torch device of the estimator.
     seed : int
+    slices : str or None
+        Process only these slices of stacks and volumes (``"0:4"``, ``"10,12"``); the others
+        are left out of k-space outputs and copied unchanged into NIfTI outputs.
     """
 
     method: str = "autofocus"
@@ -113,6 +116,7 @@ class BatchOptions:
     max_iter: int | None = None
     device: str = "cpu"
     seed: int = 0
+    slices: str | None = None
 
 
 @dataclass
@@ -180,7 +184,8 @@ def discover(source: str | os.PathLike[str], options: BatchOptions, out_dir: Pat
         files and ``out_dir`` excluded) or a ``.csv`` manifest with a header row: ``input``
         (required; relative paths are relative to the manifest's folder), and optional
         ``truth`` (NIfTI ground truth), ``id`` (output folder name), ``pe_axis``,
-        ``slice_axis``, ``shots``, ``ordering`` (override the command's options for that row).
+        ``slice_axis``, ``shots``, ``ordering``, ``slices`` (override the command's options
+        for that row).
     options : BatchOptions
         Defaults for every study.
     out_dir : Path, optional
@@ -241,6 +246,8 @@ def discover(source: str | os.PathLike[str], options: BatchOptions, out_dir: Pat
                             setattr(st.options, key, v)
                     if row.get("ordering"):
                         st.options.ordering = row["ordering"]
+                    if row.get("slices"):
+                        st.options.slices = row["slices"]
                 except ValueError as exc:
                     st.error = str(exc)
                 studies.append(st)
@@ -359,6 +366,40 @@ def _plan_hdf5(st: Study) -> None:
         raise ValueError(f"{p}: no slice to process")
 
 
+def _parse_slices(text: str, n: int, where: str) -> list[int]:
+    """``"a:b[:c]"`` or ``"i,j,..."`` -> sorted slice indices within ``0 .. n - 1``."""
+    t = text.strip()
+    try:
+        if ":" in t:
+            parts = [int(v) if v.strip() else None for v in t.split(":")]
+            if len(parts) > 3:
+                raise ValueError
+            ids = list(range(n))[slice(*parts)]
+        else:
+            ids = sorted({int(v) for v in t.split(",") if v.strip()})
+    except ValueError:
+        raise ValueError(f"{where}: --slices: expected START:STOP or a comma list of slice indices, got {text!r}") from None
+    bad = [i for i in ids if not 0 <= i < n]
+    if bad or not ids:
+        raise ValueError(f"{where}: --slices {text!r}: selects {bad[:5] if bad else 'no'} slice(s) outside 0..{n - 1}")
+    return ids
+
+
+def _select_slices(st: Study) -> None:
+    """``meta["slice_ids"]``: the slices to process (``[None]`` for a single image/volume)."""
+    sliced = (st.kind == "nifti" and len(st.meta.get("shape", [])) == 3) or st.kind == "fastmri" or \
+        (st.kind == "case" and st.meta.get("layout") == "stack")
+    if st.options.slices:
+        if not sliced:
+            raise ValueError(f"{st.input}: --slices: the input is one image or volume, not a stack of slices")
+        ids: list[int | None] = list(_parse_slices(st.options.slices, st.ntasks, str(st.input)))
+    else:
+        ids = list(range(st.ntasks)) if sliced else [None]
+    st.meta["slices_in_file"] = st.ntasks if sliced else 1
+    st.meta["slice_ids"] = ids
+    st.ntasks = len(ids)
+
+
 def plan_studies(studies: Sequence[Study]) -> list[Study]:
     """Read each input's header (not its data) to find its kind and number of tasks.
 
@@ -382,6 +423,7 @@ def plan_studies(studies: Sequence[Study]) -> list[Study]:
             else:
                 raise ValueError(f"{st.input}: unsupported file type {suffix or '(none)'!r}; "
                                  f"expected one of {list(INPUT_SUFFIXES)}")
+            _select_slices(st)
         except ValueError as exc:
             st.error = _one_line(exc)
         except Exception as exc:  # noqa: BLE001 - an unreadable file fails its row, never the batch
@@ -623,16 +665,14 @@ def run_task(spec: dict[str, Any], progress=None, cancel=None) -> dict[str, Any]
 # -------------------------------------------------------------------------------- assembly
 
 
-def _part_path(out_dir: Path, st: Study, i: int) -> Path:
-    return out_dir / st.id / _PARTS / f"slice_{i:04d}.npz"
+def _part_path(out_dir: Path, st: Study, index: int | None) -> Path:
+    return out_dir / st.id / _PARTS / f"slice_{index or 0:04d}.npz"
 
 
 def _task_specs(out_dir: Path, st: Study) -> list[dict[str, Any]]:
-    many = st.ntasks > 1 or (st.kind == "nifti" and len(st.meta.get("shape", [])) == 3) or \
-        (st.kind == "case" and st.meta.get("layout") == "stack") or st.kind == "fastmri"
-    return [{"study": st.id, "kind": st.kind, "input": str(st.input), "index": i if many else None,
-             "options": asdict(st.options), "truth": str(st.truth) if st.truth else None, "meta": st.meta,
-             "part": str(_part_path(out_dir, st, i))} for i in range(st.ntasks)]
+    return [{"study": st.id, "kind": st.kind, "input": str(st.input), "index": i, "options": asdict(st.options),
+             "truth": str(st.truth) if st.truth else None, "meta": st.meta, "part": str(_part_path(out_dir, st, i))}
+            for i in st.meta["slice_ids"]]
 
 
 def _psnr_pair(parts: list[dict[str, Any]]) -> dict[str, float] | None:
@@ -653,12 +693,14 @@ def _assemble(out_dir: Path, st: Study, command: str) -> dict[str, Any]:
     from .io.results import write_correction_outputs, write_motion_csv
 
     folder = out_dir / st.id
-    parts = [_load_part(_part_path(out_dir, st, i)) for i in range(st.ntasks)]
+    ids = st.meta["slice_ids"]
+    parts = [_load_part(_part_path(out_dir, st, i)) for i in ids]
     figures = _psnr_pair(parts)
     seconds = float(sum(p["seconds"] for p in parts))
     report: dict[str, Any] = {
         "command": command, "mrideblur_version": __version__, "input": str(st.input.resolve()), "kind": st.kind,
         "method": st.options.method, "options": asdict(st.options), "slices": st.ntasks,
+        "slice_indices": ids if ids != [None] else None, "slices_in_file": st.meta.get("slices_in_file"),
         "seconds": seconds, "seconds_per_slice": [p["seconds"] for p in parts],
         "peak_rss_mb": float(max(p.get("peak_rss_mb", 0.0) for p in parts)) if parts else 0.0,
         "slice_reports": [p["report"] for p in parts],
@@ -672,8 +714,11 @@ def _assemble(out_dir: Path, st: Study, command: str) -> dict[str, Any]:
         if len(shape) == 3:
             rest = [a for a in range(3) if a != o.slice_axis]  # axes of each slice, in order
             pe_pos = rest.index(o.pe_axis)
-            slices = [np.moveaxis(np.abs(p["image"]), 0, pe_pos) for p in parts]
-            vol = np.stack(slices, axis=o.slice_axis)
+            vol = data.reshape(shape).copy()  # slices left out keep the input's values
+            for i, p in zip(ids, parts):
+                index = [slice(None)] * 3
+                index[o.slice_axis] = i
+                vol[tuple(index)] = np.moveaxis(np.abs(p["image"]), 0, pe_pos)
             motion = np.stack([p["motion"] for p in parts])
         else:
             vol = np.moveaxis(np.abs(parts[0]["image"]), 0, o.pe_axis)
@@ -687,7 +732,7 @@ def _assemble(out_dir: Path, st: Study, command: str) -> dict[str, Any]:
         report["outputs"] = ["corrected.nii.gz", "motion.csv", _DONE]
         write_json(folder / _DONE, report)
     else:
-        stack = len(parts) > 1 or st.meta.get("layout") == "stack" or st.kind == "fastmri"
+        stack = ids != [None]
         image = np.stack([p["image"] for p in parts]) if stack else parts[0]["image"]
         motion = np.stack([p["motion"] for p in parts]) if stack else parts[0]["motion"]
         sens = parts[0].get("sens") if len(parts) == 1 and not stack else None
@@ -920,6 +965,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="NIfTI/fastMRI/ISMRMRD: shot ordering to assume")
     p.add_argument("--coils", choices=("espirit", "joint"), default="joint", help="k-space methods: coil maps")
     p.add_argument("--max-iter", type=int, default=None, help="iterations at the coarsest level (method default)")
+    p.add_argument("--slices", default=None, metavar="START:STOP|I,J,...",
+                   help="process only these slices of every stack/volume (NIfTI outputs keep the others unchanged)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_batch)
@@ -935,7 +982,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.source}: no such directory or manifest")
     options = BatchOptions(method=args.method, pe_axis=args.pe_axis, slice_axis=args.slice_axis, shots=args.shots,
                            ordering=args.ordering, coils=args.coils, max_iter=args.max_iter, device=args.device,
-                           seed=args.seed)
+                           seed=args.seed, slices=args.slices)
     workers = args.workers if args.workers is not None else (1 if str(args.device).startswith("cuda") else None)
     rows = run_batch(args.source, args.out, options, scheduler=args.scheduler, workers=workers, progress=not args.quiet)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed")}
@@ -976,10 +1023,9 @@ def correct_nifti_command(args: argparse.Namespace) -> int:
     target.mkdir(parents=True, exist_ok=True)
     _clean_temporaries(target)
     with ProgressBar(enabled=not getattr(args, "quiet", False), desc=args.method) as bar:
-        for spec in _task_specs(target.parent, st):
+        for i, spec in enumerate(_task_specs(target.parent, st)):
             if Path(spec["part"]).is_file():  # finished by an interrupted earlier run
                 continue
-            i = spec["index"] or 0
             sub = (lambda s, t, m, i=i: bar(i * t + s, st.ntasks * t, f"slice {i + 1}/{st.ntasks}: {m}"))
             res = run_task(spec, progress=sub)
             if not res["ok"]:
