@@ -628,8 +628,17 @@ def _add_correct(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", type=Path, help="case .h5 (CONVENTIONS.md), fastMRI or ISMRMRD file")
     p.add_argument("--out", type=Path, required=True, metavar="OUT_DIR")
-    p.add_argument("--method", choices=("none", "aligned-sense", "autofocus"), default="aligned-sense",
-                   help="autofocus: NIfTI magnitude images (mrideblur.mri.autofocus); the others need k-space")
+    p.add_argument("--method", choices=("none", "aligned-sense", "jsmoco", "autofocus"), default="aligned-sense",
+                   help="jsmoco: diffusion-prior joint estimation (mrideblur.mri.jsmoco); autofocus: NIfTI "
+                        "magnitude images (mrideblur.mri.autofocus); the others need k-space")
+    p.add_argument("--nsamples", type=int, default=1,
+                   help="jsmoco: posterior samples; > 1 also writes uncertainty.nii.gz")
+    p.add_argument("--sampler", choices=("fast", "pc"), default="fast",
+                   help="jsmoco: DiffPIR (one network call per step) or predictor-corrector")
+    p.add_argument("--prior", type=Path, default=None,
+                   help="jsmoco: prior checkpoint or weights (default: the weights shipped with mrideblur)")
+    p.add_argument("--init", choices=("aligned-sense", "espirit"), default="aligned-sense",
+                   help="jsmoco: start from aligned-SENSE, or from zero motion and ESPIRiT maps")
     p.add_argument("--coils", choices=("espirit", "joint"), default="joint",
                    help="coil maps: ESPIRiT on the corrupted data, or re-estimated with the motion")
     p.add_argument("--max-iter", type=int, default=150, help="L-BFGS iterations at the coarsest level")
@@ -675,7 +684,8 @@ def cmd_correct(args: argparse.Namespace) -> int:
     with ProgressBar(enabled=not args.quiet, desc="correct") as bar:
         result = correct(case.kspace, case.shot_index, method=args.method, sens=case.sens, coils=args.coils,
                          max_iter=args.max_iter, device=args.device, seed=args.seed, progress=bar,
-                         stack=case.kind == "stack")
+                         stack=case.kind == "stack", nsamples=args.nsamples, sampler=args.sampler,
+                         prior=args.prior, init=args.init)
         uncorrected = result.image if args.method == "none" else correct(
             case.kspace, case.shot_index, method="none", sens=result.sens, stack=case.kind == "stack").image
     report = dict(result.report)
@@ -693,9 +703,10 @@ def cmd_correct(args: argparse.Namespace) -> int:
                                      "translation_px": float(np.sqrt(np.mean(err[..., nrot:] ** 2)))}
     fig = correction_figure(uncorrected, result.image, result.motion, report["residual_per_shot"],
                             truth_image=truth, truth_motion=case.truth.get("motion"),
-                            title=f"{path.name}: {args.method}" + (f" ({args.coils} coils)" if args.method != "none" else ""))
+                            title=f"{path.name}: {args.method}" + (f" ({args.coils} coils)" if args.method != "none" else ""),
+                            uncertainty=result.uncertainty)
     written = write_correction_outputs(args.out, result.image, result.motion, result.sens, report,
-                                       voxel_size_mm=case.voxel_size_mm, figure=fig)
+                                       voxel_size_mm=case.voxel_size_mm, figure=fig, uncertainty=result.uncertainty)
     for name, p in written.items():
         print(f"{name}: {p}")
     if "psnr_db" in report:

@@ -15,7 +15,8 @@ def _middle(img: np.ndarray) -> np.ndarray:
 
 def correction_figure(uncorrected: np.ndarray, corrected: np.ndarray, motion: np.ndarray,
                       residual_per_shot: list[float], truth_image: np.ndarray | None = None,
-                      truth_motion: np.ndarray | None = None, title: str = ""):
+                      truth_motion: np.ndarray | None = None, title: str = "",
+                      uncertainty: np.ndarray | None = None):
     """Uncorrected vs corrected image (and truth), motion traces against shot, residual per shot.
 
     Parameters
@@ -25,6 +26,7 @@ def correction_figure(uncorrected: np.ndarray, corrected: np.ndarray, motion: np
     residual_per_shot : per-shot relative data-consistency residual
     truth_image, truth_motion : optional ground truth, drawn when given
     title : figure title
+    uncertainty : optional per-pixel posterior standard deviation (JSMoCo), its own panel
 
     Returns
     -------
@@ -39,11 +41,16 @@ def correction_figure(uncorrected: np.ndarray, corrected: np.ndarray, motion: np
     if tm is not None and tm.ndim == 3:
         tm = tm[tm.shape[0] // 2]
     panels = [("uncorrected", uncorrected), ("corrected", corrected)] + ([("truth", truth_image)] if truth_image is not None else [])
+    if uncertainty is not None:
+        panels.append(("uncertainty (posterior std)", uncertainty))
     fig = Figure(figsize=(4 * (len(panels) + 2), 4.2), layout="constrained")
     axes = fig.subplots(1, len(panels) + 2)
     for ax, (name, img) in zip(axes, panels):
         view = _middle(img)  # each panel on its own scale (the estimates' scale is arbitrary)
-        ax.imshow(view, cmap="gray", vmin=0, vmax=float(np.percentile(view, 99.5)) or 1.0)
+        unc = name.startswith("uncertainty")
+        im = ax.imshow(view, cmap="magma" if unc else "gray", vmin=0, vmax=float(np.percentile(view, 99.5)) or 1.0)
+        if unc:
+            fig.colorbar(im, ax=ax, shrink=0.8)
         ax.set_title(name)
         ax.axis("off")
     shots = np.arange(m.shape[0])

@@ -98,3 +98,22 @@ def test_bad_jsmoco_options(small_case):
         correct(small_case.kspace, small_case.shot_index, "jsmoco", sampler="ddpm")
     with pytest.raises(ValueError, match="nsamples"):
         correct(small_case.kspace, small_case.shot_index, "jsmoco", nsamples=0)
+
+
+def test_cli_jsmoco_writes_uncertainty(tmp_path, small_case):
+    import nibabel as nib
+
+    from mrideblur.cli import main
+    from mrideblur.io.case import write_case
+
+    src = tmp_path / "case.h5"
+    write_case(src, small_case)
+    out = tmp_path / "out"
+    code = main(["correct", str(src), "--method", "jsmoco", "--nsamples", "2", "--max-iter", "10", "--quiet",
+                 "--out", str(out)])
+    assert code == 0
+    for name in ("recon.h5", "image.nii.gz", "uncertainty.nii.gz", "motion.csv", "report.json", "report.png"):
+        assert (out / name).is_file(), name
+    unc = nib.load(out / "uncertainty.nii.gz")
+    np.testing.assert_allclose(unc.affine, nib.load(out / "image.nii.gz").affine)
+    assert unc.shape == (64, 64) and float(np.asarray(unc.dataobj).max()) > 0

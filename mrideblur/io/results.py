@@ -79,8 +79,10 @@ def write_motion_csv(path: str | os.PathLike[str], motion: np.ndarray, voxel_siz
 
 
 def write_recon_h5(path: str | os.PathLike[str], image: np.ndarray, motion: np.ndarray, sens: np.ndarray,
-                   report: dict[str, Any], voxel_size_mm: tuple[float, ...] | None = None) -> Path:
+                   report: dict[str, Any], voxel_size_mm: tuple[float, ...] | None = None,
+                   uncertainty: np.ndarray | None = None) -> Path:
     """``recon.h5``: datasets ``image`` (complex64), ``motion`` (float64), ``sens`` (complex64),
+    ``uncertainty`` (float32, JSMoCo with several samples),
     attribute ``report`` (JSON text), ``voxel_size_mm`` when known, ``mrideblur_version``."""
     import h5py
 
@@ -91,6 +93,8 @@ def write_recon_h5(path: str | os.PathLike[str], image: np.ndarray, motion: np.n
             f.create_dataset("image", data=np.asarray(image, dtype=np.complex64))
             f.create_dataset("motion", data=np.asarray(motion, dtype=np.float64))
             f.create_dataset("sens", data=np.asarray(sens, dtype=np.complex64))
+            if uncertainty is not None:
+                f.create_dataset("uncertainty", data=np.asarray(uncertainty, dtype=np.float32))
             f.attrs["report"] = json.dumps(to_jsonable(report))
             f.attrs["mrideblur_version"] = __version__
             if voxel_size_mm is not None:
@@ -101,12 +105,15 @@ def write_recon_h5(path: str | os.PathLike[str], image: np.ndarray, motion: np.n
 
 def write_correction_outputs(out_dir: str | os.PathLike[str], image: np.ndarray, motion: np.ndarray,
                              sens: np.ndarray, report: dict[str, Any], voxel_size_mm: tuple[float, ...] | None = None,
-                             affine: np.ndarray | None = None, figure: Any | None = None) -> dict[str, Path]:
+                             affine: np.ndarray | None = None, figure: Any | None = None,
+                             uncertainty: np.ndarray | None = None) -> dict[str, Path]:
     """Write every output of one correction into ``out_dir`` (created); returns name -> path.
 
     ``image.nii.gz`` holds the magnitude, transposed to NIfTI's ``(x, y[, z])`` voxel order, with
     ``affine`` when given (e.g. from the source NIfTI) or one built from the voxel size.
-    ``figure`` (a matplotlib Figure) is saved as ``report.png``.
+    ``figure`` (a matplotlib Figure) is saved as ``report.png``; ``uncertainty`` (per-pixel
+    posterior std, shaped like ``image``) as ``uncertainty.nii.gz`` with the same affine and in
+    ``recon.h5``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -115,11 +122,14 @@ def write_correction_outputs(out_dir: str | os.PathLike[str], image: np.ndarray,
     vol = mag.T if mag.ndim == 2 else np.transpose(mag, (2, 1, 0))
     aff = affine if affine is not None else affine_from_voxel_size(voxel_size_mm, img.ndim)
     written = {
-        "recon": write_recon_h5(out / "recon.h5", img, motion, sens, report, voxel_size_mm),
+        "recon": write_recon_h5(out / "recon.h5", img, motion, sens, report, voxel_size_mm, uncertainty),
         "image": write_nifti(out / "image.nii.gz", vol, aff),
         "motion": write_motion_csv(out / "motion.csv", motion, voxel_size_mm),
         "report": write_json(out / "report.json", report),
     }
+    if uncertainty is not None:
+        u = np.asarray(uncertainty, dtype=np.float32)
+        written["uncertainty"] = write_nifti(out / "uncertainty.nii.gz", u.T if u.ndim == 2 else np.transpose(u, (2, 1, 0)), aff)
     if figure is not None:
         written["figure"] = atomic_write(out / "report.png", lambda tmp: figure.savefig(tmp, dpi=100, format="png"))
     return written
