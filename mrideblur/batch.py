@@ -462,6 +462,34 @@ def _limit_threads() -> None:
         pass
 
 
+_MALLOC_TUNED = False
+
+
+def _tune_malloc() -> None:
+    """Undo the cost of dask's ``MALLOC_TRIM_THRESHOLD_`` in this worker (Linux, glibc).
+
+    Dask's nannies start workers with ``MALLOC_TRIM_THRESHOLD_=65536`` so that freed memory goes
+    back to the OS. Setting it also turns off glibc's adaptive mmap threshold: every array
+    above 128 kB is then mmap'ed, page-faulted and unmapped again, and a motion-correction
+    task spends more time in the kernel than computing (measured: 28 s instead of 12 s for a
+    64x64, 8-coil aligned-SENSE slice, 10 s of it system time). Large fixed thresholds
+    (mmap above 32 MiB, trim above 128 MiB) restore the default behaviour's speed.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or not sys.platform.startswith("linux") or "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        return
+    _MALLOC_TUNED = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+        libc.mallopt(m_mmap_threshold, 32 * 2**20)
+        libc.mallopt(m_trim_threshold, 128 * 2**20)
+    except (OSError, AttributeError):  # not glibc: nothing to undo
+        pass
+
+
 def _peak_rss_mb() -> float:
     """Largest resident memory of this process so far (MB; ``ru_maxrss`` is KB on Linux)."""
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -640,6 +668,7 @@ def run_task(spec: dict[str, Any], progress=None, cancel=None) -> dict[str, Any]
         ``None``). Errors are returned, not raised, so one bad slice never stops the batch.
     """
     _limit_threads()
+    _tune_malloc()
     t0 = time.perf_counter()
     where = f"{spec['input']}" + (f" slice {spec['index']}" if spec.get("index") is not None else "")
     try:
