@@ -41,7 +41,7 @@ __all__ = ["main", "build_parser", "cmd_deblur", "cmd_demo", "BLIND_METHODS", "N
 #: Methods that estimate the kernel (:func:`mrideblur.deblur.blind_deconvolve`).
 BLIND_METHODS = ("vb", "map")
 #: Methods that need the kernel (:func:`mrideblur.deblur.deconvolve`).
-NONBLIND_METHODS = ("wiener", "tikhonov", "hyper-laplacian", "richardson-lucy", "inverse")
+NONBLIND_METHODS = ("wiener", "tikhonov", "hyper-laplacian", "richardson-lucy", "inverse", "diffusion")
 DEFAULT_KERNEL_SIZE = 25
 
 

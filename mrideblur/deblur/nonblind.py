@@ -32,7 +32,7 @@ from .kernels import validate_kernel
 
 __all__ = ["METHODS", "BOUNDARY_MODES", "deconvolve", "estimate_noise_sigma", "solve_lp_shrinkage"]
 
-METHODS = ("inverse", "wiener", "tikhonov", "hyper-laplacian", "richardson-lucy")
+METHODS = ("inverse", "wiener", "tikhonov", "hyper-laplacian", "richardson-lucy", "diffusion")
 BOUNDARY_MODES = ("taper", "periodic", "valid")
 
 #: Accepted keyword parameters of every method and their defaults.
@@ -42,6 +42,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "tikhonov": {"lam": 1e-2},
     "hyper-laplacian": {"lam": 1500.0, "alpha": 0.8, "beta_max": 256.0},
     "richardson-lucy": {"num_iter": 10},
+    "diffusion": {"steps": 30, "seed": 0, "noise_sigma": None, "prior": None},
 }
 
 # Continuation of the half-quadratic penalty weight (Krishnan & Fergus 2009, fast_deconv.m).
@@ -108,6 +109,9 @@ def deconvolve(
         ``hyper-laplacian``: ``lam`` (float > 0, default ``1500``), ``alpha`` (float in
         ``[0.5, 0.8]``, default ``0.8``), ``beta_max`` (float >= 1, default ``256``).
         ``richardson-lucy``: ``num_iter`` (int >= 1, default ``10``).
+        ``diffusion``: ``steps`` (int >= 2, default 30), ``seed`` (int, default 0),
+        ``noise_sigma`` (float >= 0 or None: estimated), ``prior`` (a
+        :class:`mrideblur.prior.ScorePrior` or a checkpoint path; default the shipped weights).
 
     Returns
     -------
@@ -235,6 +239,8 @@ def deconvolve(
     otf = psf2otf(k, padded.shape)
     if method == "wiener":
         opts = {"nsr": _wiener_nsr(y, padded, otf, opts["nsr"], opts["noise_sigma"])}
+    if method == "diffusion" and opts["noise_sigma"] is None:
+        opts["noise_sigma"] = estimate_noise_sigma(y)
     solver = _FOURIER_SOLVERS[method]
     x = solver(padded, otf, **opts)
     return np.ascontiguousarray(x[crop], dtype=np.float64)
@@ -368,6 +374,11 @@ def _parse_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
         opts["lam"] = _real("lam", opts["lam"], 0.0, False)
         opts["alpha"] = _real("alpha", opts["alpha"], 0.5, True, 0.8)
         opts["beta_max"] = _real("beta_max", opts["beta_max"], _BETA_START, True)
+    elif method == "diffusion":
+        if int(opts["steps"]) != opts["steps"] or opts["steps"] < 2:
+            raise ValueError(f"steps: expected an integer >= 2, got {opts['steps']!r}")
+        if opts["noise_sigma"] is not None:
+            opts["noise_sigma"] = _real("noise_sigma", opts["noise_sigma"], 0.0, True)
     elif method == "richardson-lucy":
         n = opts["num_iter"]
         if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -478,7 +489,29 @@ def _hyper_laplacian(y: np.ndarray, otf: np.ndarray, lam: float, alpha: float, b
     return x
 
 
+def _diffusion(padded: np.ndarray, otf: np.ndarray, steps: int, seed: int, noise_sigma: float, prior) -> np.ndarray:
+    """Posterior sampling under the diffusion prior (DiffPIR) with the circular blur as physics:
+    the same prior and sampler that correct MRI motion (:mod:`mrideblur.prior.samplers`)."""
+    import torch
+
+    from ..prior import ScorePrior
+    from ..prior.physics import LinearPhysics
+    from ..prior.samplers import posterior_sample
+
+    if prior is None:
+        prior = ScorePrior.default()
+    elif not isinstance(prior, ScorePrior):
+        prior = ScorePrior.load(prior)
+    H = torch.as_tensor(otf, device=prior.device).to(torch.complex64)
+    physics = LinearPhysics(A=lambda x: torch.fft.ifft2(torch.fft.fft2(x) * H),
+                            A_adjoint=lambda y: torch.fft.ifft2(torch.fft.fft2(y) * H.conj()),
+                            noise_sigma=noise_sigma)
+    x = posterior_sample(prior, physics, padded.astype(np.complex64), steps=steps, seed=seed)
+    return np.asarray(x).real
+
+
 _FOURIER_SOLVERS: dict[str, Callable[..., np.ndarray]] = {
+    "diffusion": _diffusion,
     "inverse": _inverse,
     "wiener": _wiener,
     "tikhonov": _tikhonov,
