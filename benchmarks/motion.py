@@ -1,12 +1,18 @@
-"""Motion-correction benchmark: uncorrected, aligned-SENSE (each coil option) and the oracle.
+"""Motion-correction benchmark: uncorrected, aligned-SENSE (each coil option), JSMoCo (both
+samplers, started from the aligned-SENSE joint-coil result) and the oracle.
 
 Seeded suite on MNI152 slices (192x192, 8 coils, 16 shots, motion up to 3 deg / 3 px, 1% noise):
 3 motion kinds (random, step, drift) x 2 orderings (interleaved, sequential) x R in {1, 2}
 (R = 2 with 24 ACS lines).  Scores as CONVENTIONS.md: PSNR/SSIM after a least-squares scale
 inside the object mask, motion RMSE over shots (rotation deg, translation px), wall seconds.
 
-Run: ``python benchmarks/motion.py [--quick] [--cases N]`` (writes ``benchmarks/motion.md``, or
-``benchmarks/motion_quick.md`` with ``--quick``: 96x96, 8 shots, interleaved random only).
+JSMoCo seconds include the aligned-SENSE start. The fast sampler runs 4 posterior samples;
+the uncertainty column is the Spearman correlation between their per-pixel std and the absolute
+error of their mean, inside the object mask.
+
+Run: ``python benchmarks/motion.py [--quick] [--cases N | --only I,J]`` (writes
+``benchmarks/motion.md``, or ``benchmarks/motion_quick.md`` with ``--quick``: 96x96, 8 shots,
+interleaved random only).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from mrideblur.io.anatomy import mni_slice  # noqa: E402
 from mrideblur.metrics import psnr, ssim  # noqa: E402
 from mrideblur.mri import sense_recon, simulate  # noqa: E402
 from mrideblur.mri.correct import correct  # noqa: E402
+from mrideblur.mri.jsmoco import JSMoCoOptions, jsmoco  # noqa: E402
+from mrideblur.prior import ScorePrior  # noqa: E402
 
 PLANES = ("axial", "coronal", "sagittal")
 
@@ -51,12 +59,20 @@ def run_case(c: dict) -> list[dict]:
     truth, tm = case.truth["image"], case.truth["motion"]
     rows = []
 
-    def score(name, image, motion, seconds):
+    def score(name, image, motion, seconds, uncertainty=None):
         e = motion - tm
+        rho = float("nan")
+        if uncertainty is not None:
+            from scipy.stats import spearmanr
+
+            a = np.abs(image)
+            mask = np.abs(truth) > 0.05 * np.abs(truth).max()
+            s = np.sum(a[mask] * np.abs(truth)[mask]) / np.sum(a[mask] ** 2)
+            rho = float(spearmanr(uncertainty[mask], np.abs(s * a - np.abs(truth))[mask]).statistic)
         rows.append(dict(case=f"{c['motion']}/{c['ordering']}/R{c['accel']}/{plane}", method=name,
                          psnr=psnr(image, truth, fit_scale=True), ssim=ssim(image, truth, fit_scale=True),
                          rot=float(np.sqrt(np.mean(e[:, 0] ** 2))), trans=float(np.sqrt(np.mean(e[:, 1:] ** 2))),
-                         seconds=seconds))
+                         seconds=seconds, spearman=rho))
         print(rows[-1], flush=True)
 
     t = time.perf_counter()
@@ -65,7 +81,15 @@ def run_case(c: dict) -> list[dict]:
     for coils in ("espirit", "joint"):
         t = time.perf_counter()
         r = correct(case.kspace, case.shot_index, "aligned-sense", coils=coils)
-        score(f"aligned-SENSE, coils={coils}", r.image, r.motion, time.perf_counter() - t)
+        seconds = time.perf_counter() - t
+        score(f"aligned-SENSE, coils={coils}", r.image, r.motion, seconds)
+    prior = ScorePrior.default()
+    for sampler, n in (("fast", 4), ("pc", 1)):
+        t = time.perf_counter()
+        out = jsmoco(case.kspace, case.shot_index, r.sens, r.motion, r.image, prior,
+                     JSMoCoOptions(sampler=sampler, nsamples=n), seed=c["seed"])
+        score(f"JSMoCo, {sampler} sampler", out["image"], out["motion"], seconds + time.perf_counter() - t,
+              out["uncertainty"])
     t = time.perf_counter()
     oracle = sense_recon(case.kspace, case.shot_index, case.truth["sens"], tm, max_iter=30)
     score("oracle (true motion and coils)", oracle, tm, time.perf_counter() - t)
@@ -76,26 +100,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--cases", type=int, default=None, help="only the first N cases of the suite")
+    ap.add_argument("--only", default=None, help="comma-separated case indices of the suite (0-11)")
     args = ap.parse_args()
     cases = suite(args.quick)[: args.cases]
+    if args.only:
+        cases = [cases[int(i)] for i in args.only.split(",")]
     t0 = time.perf_counter()
     rows = [r for c in cases for r in run_case(c)]
     methods = list(dict.fromkeys(r["method"] for r in rows))
     lines = [
         "# Motion correction benchmark", "",
         f"Command: `python benchmarks/motion.py{' --quick' if args.quick else ''}"
-        f"{f' --cases {args.cases}' if args.cases else ''}`; {datetime.date.today()}; "
+        f"{f' --cases {args.cases}' if args.cases else ''}{f' --only {args.only}' if args.only else ''}`; "
+        f"{datetime.date.today()}; "
         f"{os.cpu_count()} CPU cores; mrideblur {__version__}; total {time.perf_counter() - t0:.0f} s.", "",
         "## Summary (median / worst over cases)", "",
-        "| method | PSNR dB | worst PSNR | SSIM | rot RMSE deg | worst rot | trans RMSE px | worst trans | seconds |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | PSNR dB | worst PSNR | SSIM | rot RMSE deg | worst rot | trans RMSE px | worst trans | seconds | std-error Spearman |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in methods:
         rs = [r for r in rows if r["method"] == m]
-        col = {k: np.array([r[k] for r in rs]) for k in ("psnr", "ssim", "rot", "trans", "seconds")}
+        col = {k: np.array([r[k] for r in rs]) for k in ("psnr", "ssim", "rot", "trans", "seconds", "spearman")}
+        rho = "" if np.all(np.isnan(col["spearman"])) else f"{np.nanmedian(col['spearman']):.2f}"
         lines.append(f"| {m} | {np.median(col['psnr']):.2f} | {col['psnr'].min():.2f} | {np.median(col['ssim']):.3f} | "
                      f"{np.median(col['rot']):.3f} | {col['rot'].max():.3f} | {np.median(col['trans']):.3f} | "
-                     f"{col['trans'].max():.3f} | {np.median(col['seconds']):.1f} |")
+                     f"{col['trans'].max():.3f} | {np.median(col['seconds']):.1f} | "
+                     f"{rho} |")
     lines += ["", "## Per case", "", "| case | method | PSNR dB | SSIM | rot RMSE | trans RMSE | seconds |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['case']} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['rot']:.3f} | {r['trans']:.3f} | {r['seconds']:.1f} |" for r in rows]
     out = Path(__file__).with_name("motion_quick.md" if args.quick else "motion.md")
