@@ -162,7 +162,8 @@ def run_demo(
     -------
     dict of str to Path
         ``"figure"`` (``demo.png``), ``"report"`` (``demo_report.json``), ``"blurred"``
-        (``blurred.png``, 8 bit) and ``"true_kernel"`` (``true_kernel.npy``).
+        (``blurred.png``, 8 bit) and ``"true_kernel"`` (``true_kernel.npy``), and the MRI
+        motion-correction outputs in ``mri/`` (:func:`run_mri_demo`, keys ``"mri_*"``).
 
     Notes
     -----
@@ -251,9 +252,45 @@ def run_demo(
             "blind_history": histories,
         },
     )
+    paths.update(run_mri_demo(out / "mri", quick=quick, progress=progress))
     if progress is not None:
         progress(total, total, "done")
     return paths
+
+
+def run_mri_demo(out_dir: str | os.PathLike[str], quick: bool = False,
+                 progress: ProgressFn | None = None) -> dict[str, Path]:
+    """Simulate a motion-corrupted multi-shot scan of a built-in MNI152 slice, correct it with
+    aligned-SENSE (coils estimated jointly) and write every output of ``mrideblur correct``.
+
+    ``128 x 128``, 8 coils, 16 interleaved shots, random motion up to 3 deg / 3 px, 1% noise
+    (``quick``: ``64 x 64``, 4 coils, 8 shots). Returns ``"mri_figure"`` (``report.png``:
+    uncorrected, corrected, truth, motion traces), ``"mri_report"`` and the other outputs.
+    """
+    from .io.anatomy import mni_slice
+    from .io.results import write_correction_outputs
+    from .metrics import psnr
+    from .mri.correct import correct
+    from .mri.simulate import simulate
+    from .plots import correction_figure
+
+    size, ncoil, nshot, iters = (64, 4, 8, 30) if quick else (128, 8, 16, 100)
+    case = simulate(mni_slice("axial", 0.55, size), ncoil=ncoil, nshot=nshot, ordering="interleaved",
+                    motion="random", noise=0.01, seed=7)
+    truth, tm = case.truth["image"], case.truth["motion"]
+    res = correct(case.kspace, case.shot_index, "aligned-sense", coils="joint", max_iter=iters, progress=progress)
+    uncorrected = correct(case.kspace, case.shot_index, "none", sens=res.sens).image
+    report = dict(res.report)
+    report["psnr_db"] = {"uncorrected": psnr(uncorrected, truth, fit_scale=True),
+                         "corrected": psnr(res.image, truth, fit_scale=True)}
+    err = res.motion - tm
+    report["motion_rmse"] = {"rotation_deg": float(np.sqrt(np.mean(err[:, 0] ** 2))),
+                             "translation_px": float(np.sqrt(np.mean(err[:, 1:] ** 2)))}
+    fig = correction_figure(uncorrected, res.image, res.motion, report["residual_per_shot"], truth_image=truth,
+                            truth_motion=tm, title=f"MNI152 slice, {nshot} shots, {ncoil} coils: aligned-SENSE "
+                            f"{report['psnr_db']['uncorrected']:.1f} -> {report['psnr_db']['corrected']:.1f} dB")
+    written = write_correction_outputs(out_dir, res.image, res.motion, res.sens, report, figure=fig)
+    return {f"mri_{k}": v for k, v in written.items()}
 
 
 _PANELS = (
