@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import sigpy as sp
 
-from .fourier import fft, ifft
+from .fourier import fft, ifft, shot_dft_rows
 from .motion import rigid2d, rigid2d_batch, rigid3d
 from .shots import count_shots, shot_masks, validate_shot_index
 
@@ -62,8 +62,10 @@ class MultiShotSense(sp.linop.Linop):
 
     Notes
     -----
-    ``ishape = (ny, nx)`` (or ``(nz, ny, nx)``), ``oshape = sens.shape``.  One application costs
-    ``nshot x coils`` FFTs when there is motion, ``coils`` without.  Composes with any sigpy
+    ``ishape = (ny, nx)`` (or ``(nz, ny, nx)``), ``oshape = sens.shape``.  With motion in 2D
+    every shot is transformed along ``ky`` only on its own lines, by a product with those rows
+    of the DFT (:func:`~mrideblur.mri.fourier.shot_dft_rows`), then along ``kx``; in 3D one
+    application costs ``nshot x coils`` FFTs; without motion ``coils`` FFTs.  Composes with any sigpy
     ``Linop`` and solver (e.g. ``sp.app.LinearLeastSquares(A, y)``).
     """
 
@@ -79,6 +81,11 @@ class MultiShotSense(sp.linop.Linop):
         self.masks = shot_masks(self.shot_index, self.nshot)[..., None]  # (nshot, [kz,] ky, 1)
         self.acquired = (self.shot_index >= 0)[..., None]
         self.moving = bool(np.any(self.motion != 0))
+        if self.ndim_img == 2 and self.moving:
+            E, rows = shot_dft_rows(self.shot_index, self.nshot)
+            self._E = E.astype(np.result_type(self.sens, np.complex64))[:, None]  # (nshot, 1, nmax, ny)
+            self._EH = np.ascontiguousarray(np.conj(np.swapaxes(self._E, -1, -2)))
+            self._rows = rows
         super().__init__(tuple(sens.shape), tuple(sens.shape[1:]))
 
     def _transform(self, x: np.ndarray, s: int, adjoint: bool = False) -> np.ndarray:
@@ -91,7 +98,10 @@ class MultiShotSense(sp.linop.Linop):
             return fft(self.sens * x, self.ndim_img) * self.acquired
         if self.ndim_img == 2:  # all shots at once: (nshot, coils, ny, nx) fits easily in 2D
             moved = rigid2d_batch(x, self.motion)
-            return np.sum(fft(self.sens * moved[:, None], 2) * self.masks[:, None], axis=0)
+            lines = fft(self._E @ (self.sens * moved[:, None]), 1)  # (nshot, coils, nmax, kx)
+            out = np.zeros((self.oshape[0], self.oshape[1] + 1, self.oshape[2]), dtype=lines.dtype)
+            out[:, self._rows.ravel()] = np.swapaxes(lines, 0, 1).reshape(out.shape[0], -1, out.shape[2])
+            return out[:, :-1]
         out = np.zeros(self.oshape, dtype=np.result_type(x, self.sens, np.complex64))
         for s in range(self.nshot):  # 3D: one shot at a time keeps memory at a few volumes
             out += fft(self.sens * self._transform(x, s), self.ndim_img) * self.masks[s]
@@ -114,7 +124,9 @@ class _MultiShotSenseAdjoint(sp.linop.Linop):
         if not f.moving:
             return np.sum(np.conj(f.sens) * ifft(y * f.acquired, f.ndim_img), axis=0)
         if f.ndim_img == 2:
-            z = np.sum(np.conj(f.sens) * ifft(y * f.masks[:, None], 2), axis=1)  # (nshot, ny, nx)
+            pad = np.concatenate([y, np.zeros_like(y[:, :1])], axis=1)  # padding rows read zeros
+            lines = np.swapaxes(pad[:, f._rows], 0, 1)  # (nshot, coils, nmax, kx)
+            z = np.sum(np.conj(f.sens) * (f._EH @ ifft(lines, 1)), axis=1)  # (nshot, ny, nx)
             return rigid2d_batch(z, f.motion, adjoint=True, per_shot=True).sum(axis=0)
         out = np.zeros(self.oshape, dtype=np.result_type(y, f.sens, np.complex64))
         for s in range(f.nshot):

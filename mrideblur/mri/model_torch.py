@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .fourier import fft_torch, ifft_torch
+from .fourier import fft_torch, ifft_torch, shot_dft_rows
 from .motion_torch import rigid2d_torch, rigid3d_torch
 from .shots import count_shots, shot_masks, validate_shot_index
 
@@ -79,22 +79,12 @@ class MultiShotSenseTorch:
             self._setup_rows(rdt)
 
     def _setup_rows(self, rdt: torch.dtype) -> None:
-        """Per-shot rows of the centred orthonormal DFT along ``ky`` (padded to the largest shot)."""
-        si = self.shot_index
-        ny = si.shape[0]
-        rows = [np.flatnonzero(si == s) for s in range(self.nshot)]
-        nmax = max(1, max(len(r) for r in rows))
-        c = ny // 2
-        j = np.arange(ny) - c
-        E = np.zeros((self.nshot, nmax, ny), dtype=np.complex128)
-        index = np.full((self.nshot, nmax), ny)  # padding rows land on a dummy row ``ny``
-        for s, r in enumerate(rows):
-            E[s, : len(r)] = np.exp(-2j * np.pi * np.outer(r - c, j) / ny) / np.sqrt(ny)
-            index[s, : len(r)] = r
+        """Per-shot rows of the centred orthonormal DFT along ``ky`` (:func:`shot_dft_rows`)."""
+        E, rows = shot_dft_rows(self.shot_index, self.nshot)
         self._E = torch.as_tensor(E, device=self.device).to(self.dtype)[:, None]  # (nshot, 1, nmax, ny)
         self._EH = self._E.conj().transpose(-1, -2).contiguous()
-        self._rows = torch.as_tensor(index.ravel(), device=self.device)
-        self._nmax = nmax
+        self._rows = torch.as_tensor(rows.ravel(), device=self.device)
+        self._nmax = rows.shape[1]
 
     def forward(self, x: torch.Tensor, thetas: torch.Tensor | None, sens: torch.Tensor) -> torch.Tensor:
         """``sum_s M_s F S T(theta_s) x``: image ``x`` -> k-space ``(coils, [kz,] ky, kx)``."""
