@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from .coils import PolynomialCoilModel, normalize_sens
-from .fourier import fft, ifft
+from .fourier import fft, ifft, shot_dft_rows
 from .model_torch import MultiShotSenseTorch
 from .motion import rigid2d_batch, rigid3d_batch
 
@@ -381,10 +381,11 @@ def fit_coil_coeffs(
     nb = coil_model.nbasis
     G = np.zeros((nb, int(acq.sum()), y.shape[-1]), dtype=np.complex128)
     row = np.cumsum(acq) - 1  # row of every acquired line in G
+    E, rows = shot_dft_rows(si, moved.shape[0])
     for s in range(moved.shape[0]):
-        lines = si == s
-        if lines.any():
-            G[:, row[lines]] = fft(coil_model.basis * moved[s], 2)[:, lines]
+        n_s = int(np.count_nonzero(si == s))
+        if n_s:  # only the shot's own lines: DFT rows along ky, then FFT along kx
+            G[:, row[rows[s, :n_s]]] = fft(E[s, :n_s] @ (coil_model.basis * moved[s]), 1)
     G = G.reshape(nb, -1).T
     Y = y[:, acq, :].reshape(y.shape[0], -1).T
     a, *_ = np.linalg.lstsq(G, Y, rcond=None)

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from .. import __version__
-from .align import Level, fit_coil_coeffs, joint_motion_lbfgs, refine_sens, shots_seen
+from .align import Level, fit_coil_coeffs, joint_motion_lbfgs, refine_sens
 from .coils import PolynomialCoilModel, estimate_sens, normalize_sens
 from .model import MultiShotSense, check_sens
 from .recon import check_kspace, sense_recon
@@ -230,13 +230,13 @@ def _correct_one(y, si, method, sens, coils, max_iter, calib_width, device, seed
     if method == "aligned-sense" or (method == "jsmoco" and jsm["init"] == "aligned-sense"):
         coarse, fine = max_iter, max(int(0.8 * max_iter), 5)
         refine = max(int(0.4 * max_iter), 5) if (coils == "joint" and not known) else 0
-        # Shots that own no line of the central half (sequential orderings: the outer shots)
-        # are only seen at full resolution, which then gets a level of its own.
         # Levels: a quarter then half of k-space, but never below MIN_LEVEL_SIZE pixels (a
-        # 24-pixel image cannot pin a rotation down).
+        # 24-pixel image cannot pin a rotation down), then full resolution: the half-resolution
+        # motion is off by a few tenths of a degree with undersampling (R = 2), and shots that
+        # own no line of the central half (sequential orderings) are only seen there.
         f1 = min(1.0, max(0.25, MIN_LEVEL_SIZE / min(y.shape[1:])))
         f2 = min(1.0, max(0.5, 2 * f1))
-        top = f2 if shots_seen(si, f2) else 1.0
+        top = 1.0
         levels = (Level(f1, coarse), Level(f2, fine)) + ((Level(1.0, fine // 2),) if top > f2 else ())
         fine += fine // 2 if top > f2 else 0
         total = coarse + fine + MAX_COIL_ROUNDS * refine
