@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -52,7 +54,7 @@ def suite(quick: bool) -> list[dict]:
     return cases
 
 
-def run_case(c: dict) -> list[dict]:
+def run_case(c: dict, jsmoco_rows: bool = True) -> list[dict]:
     plane = PLANES[c["seed"] % 3]
     case = simulate(mni_slice(plane, 0.5, c["size"]), ncoil=8, nshot=c["nshot"], ordering=c["ordering"],
                     accel=c["accel"], acs=24, motion=c["motion"], noise=0.01, seed=c["seed"])
@@ -84,7 +86,7 @@ def run_case(c: dict) -> list[dict]:
         seconds = time.perf_counter() - t
         score(f"aligned-SENSE, coils={coils}", r.image, r.motion, seconds)
     prior = ScorePrior.default()
-    for sampler, n in (("fast", 4), ("pc", 1)):
+    for sampler, n in ((("fast", 4), ("pc", 1)) if jsmoco_rows else ()):
         t = time.perf_counter()
         out = jsmoco(case.kspace, case.shot_index, r.sens, r.motion, r.image, prior,
                      JSMoCoOptions(sampler=sampler, nsamples=n), seed=c["seed"])
@@ -96,41 +98,84 @@ def run_case(c: dict) -> list[dict]:
     return rows
 
 
+def _key(c: dict) -> str:
+    return f"{c['motion']}/{c['ordering']}/R{c['accel']}/{PLANES[c['seed'] % 3]}/seed{c['seed']}/{c['size']}"
+
+
+def _summary(rows: list[dict], title: str) -> list[str]:
+    """Median / worst per method, with the PSNR gap to the oracle of the same case."""
+    oracle = {r["case"]: r["psnr"] for r in rows if r["method"].startswith("oracle")}
+    lines = [f"### {title}", "",
+             "| method | PSNR dB | worst PSNR | gap to oracle dB (median / worst) | SSIM | rot RMSE deg | worst rot "
+             "| trans RMSE px | worst trans | seconds | std-error Spearman |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for m in dict.fromkeys(r["method"] for r in rows):
+        rs = [r for r in rows if r["method"] == m]
+        col = {k: np.array([r[k] for r in rs], dtype=float) for k in ("psnr", "ssim", "rot", "trans", "seconds", "spearman")}
+        gap = np.array([oracle[r["case"]] - r["psnr"] for r in rs if r["case"] in oracle])
+        gaps = f"{np.median(gap):.2f} / {gap.max():.2f}" if gap.size else ""
+        rho = "" if np.all(np.isnan(col["spearman"])) else f"{np.nanmedian(col['spearman']):.2f}"
+        lines.append(f"| {m} | {np.median(col['psnr']):.2f} | {col['psnr'].min():.2f} | {gaps} | {np.median(col['ssim']):.3f} | "
+                     f"{np.median(col['rot']):.3f} | {col['rot'].max():.3f} | {np.median(col['trans']):.3f} | "
+                     f"{col['trans'].max():.3f} | {np.median(col['seconds']):.1f} | {rho} |")
+    return lines + [""]
+
+
+def write_markdown(rows: list[dict], out: Path, command: str, ncases: int, total: int) -> None:
+    lines = [
+        "# Motion correction benchmark", "",
+        f"Command: `{command}`; last updated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
+        f"{os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}; mrideblur {__version__}; "
+        f"{ncases} of {total} cases done. Raw rows: `{out.with_suffix('.jsonl').name}` (a rerun skips the cases "
+        "already there).", "",
+        "The *gap to oracle* is the oracle's PSNR minus the method's on the same case (negative: better than "
+        "the oracle, which is CG-SENSE without a prior). Seconds are wall time on this machine (JSMoCo's include "
+        "the aligned-SENSE start).", "",
+        "## Summary (median / worst over cases)", "",
+    ]
+    for accel in sorted({r["case"].split("/")[2] for r in rows}):
+        lines += _summary([r for r in rows if r["case"].split("/")[2] == accel], f"{accel}")
+    lines += ["## Per case", "", "| case | method | PSNR dB | SSIM | rot RMSE | trans RMSE | seconds | Spearman |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rho = "" if np.isnan(r["spearman"]) else f"{r['spearman']:.2f}"
+        lines.append(f"| {r['case']} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['rot']:.3f} | "
+                     f"{r['trans']:.3f} | {r['seconds']:.1f} | {rho} |")
+    out.write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--cases", type=int, default=None, help="only the first N cases of the suite")
     ap.add_argument("--only", default=None, help="comma-separated case indices of the suite (0-11)")
+    ap.add_argument("--threads", type=int, default=None, help="torch / BLAS threads (default: torch's choice)")
+    ap.add_argument("--no-jsmoco", action="store_true", help="leave out the JSMoCo rows")
     args = ap.parse_args()
-    cases = suite(args.quick)[: args.cases]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    suite_all = suite(args.quick)
+    cases = suite_all[: args.cases]
     if args.only:
-        cases = [cases[int(i)] for i in args.only.split(",")]
-    t0 = time.perf_counter()
-    rows = [r for c in cases for r in run_case(c)]
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    lines = [
-        "# Motion correction benchmark", "",
-        f"Command: `python benchmarks/motion.py{' --quick' if args.quick else ''}"
-        f"{f' --cases {args.cases}' if args.cases else ''}{f' --only {args.only}' if args.only else ''}`; "
-        f"{datetime.date.today()}; "
-        f"{os.cpu_count()} CPU cores; mrideblur {__version__}; total {time.perf_counter() - t0:.0f} s.", "",
-        "## Summary (median / worst over cases)", "",
-        "| method | PSNR dB | worst PSNR | SSIM | rot RMSE deg | worst rot | trans RMSE px | worst trans | seconds | std-error Spearman |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for m in methods:
-        rs = [r for r in rows if r["method"] == m]
-        col = {k: np.array([r[k] for r in rs]) for k in ("psnr", "ssim", "rot", "trans", "seconds", "spearman")}
-        rho = "" if np.all(np.isnan(col["spearman"])) else f"{np.nanmedian(col['spearman']):.2f}"
-        lines.append(f"| {m} | {np.median(col['psnr']):.2f} | {col['psnr'].min():.2f} | {np.median(col['ssim']):.3f} | "
-                     f"{np.median(col['rot']):.3f} | {col['rot'].max():.3f} | {np.median(col['trans']):.3f} | "
-                     f"{col['trans'].max():.3f} | {np.median(col['seconds']):.1f} | "
-                     f"{rho} |")
-    lines += ["", "## Per case", "", "| case | method | PSNR dB | SSIM | rot RMSE | trans RMSE | seconds |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['case']} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['rot']:.3f} | {r['trans']:.3f} | {r['seconds']:.1f} |" for r in rows]
+        cases = [suite_all[int(i)] for i in args.only.split(",")]
     out = Path(__file__).with_name("motion_quick.md" if args.quick else "motion.md")
-    out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {out}")
+    raw = out.with_suffix(".jsonl")
+    rows: list[dict] = []
+    if raw.exists():
+        rows = [json.loads(line) for line in raw.read_text().splitlines() if line.strip()]
+    command = "python benchmarks/motion.py" + " ".join([""] + sys.argv[1:])
+    for c in cases:
+        if any(r.get("key") == _key(c) for r in rows):
+            print(f"{_key(c)}: already in {raw.name}, skipped")
+            continue
+        new = run_case(c, jsmoco_rows=not args.no_jsmoco)
+        for r in new:
+            r["key"] = _key(c)
+        rows += new
+        with raw.open("a") as f:
+            f.writelines(json.dumps(r) + "\n" for r in new)
+        write_markdown(rows, out, command, len({r["key"] for r in rows}), len(suite_all))
+        print(f"wrote {out}", flush=True)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from .io.atomic import atomic_open, atomic_write, full_suffix
+from .threads import set_threads, threads_from_env
 
 __all__ = [
     "BatchOptions",
@@ -440,26 +441,8 @@ def _one_line(exc: BaseException | str) -> str:
 
 def _limit_threads() -> None:
     """One worker, one core: torch and scipy.fft follow ``OMP_NUM_THREADS`` when it is set
-    (dask's nannies set it to 1). :mod:`mrideblur.mri.fourier` asks scipy for ``workers=-1``
-    (every core of the machine); scipy resolves -1 through a module-level CPU count, so that
-    count is lowered here or two single-threaded workers would each run FFTs on all cores."""
-    n = os.environ.get("OMP_NUM_THREADS")
-    if not n or not n.isdigit() or int(n) < 1:
-        return
-    n_threads = int(n)
-    try:
-        import torch
-
-        if torch.get_num_threads() != n_threads:
-            torch.set_num_threads(n_threads)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    try:
-        from scipy.fft._pocketfft import helper
-
-        helper._cpu_count = min(int(getattr(helper, "_cpu_count", n_threads) or n_threads), n_threads)
-    except (ImportError, AttributeError):  # pragma: no cover - other scipy layouts keep their default
-        pass
+    (dask's nannies set it to 1; :mod:`mrideblur.threads`)."""
+    set_threads(threads_from_env())
 
 
 _MALLOC_TUNED = False

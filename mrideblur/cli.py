@@ -649,8 +649,21 @@ def _add_correct(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--slice-axis", type=int, default=2, help="NIfTI volumes: axis across the 2D slices (default 2)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads for torch and FFTs (default: all cores; 1 is fastest on a busy machine)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_correct)
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {n}")
+    return n
 
 
 def _is_case_file(path: Path) -> bool:
@@ -671,7 +684,9 @@ def cmd_correct(args: argparse.Namespace) -> int:
     from .metrics import psnr
     from .mri.correct import correct
     from .plots import correction_figure
+    from .threads import set_threads
 
+    set_threads(args.threads)
     if is_nifti(args.input) or args.method == "autofocus":  # images without raw data: mrideblur.batch
         from .batch import correct_nifti_command
 
