@@ -10,9 +10,11 @@ JSMoCo seconds include the aligned-SENSE start. The fast sampler runs 4 posterio
 the uncertainty column is the Spearman correlation between their per-pixel std and the absolute
 error of their mean, inside the object mask.
 
-Run: ``python benchmarks/motion.py [--quick] [--cases N | --only I,J]`` (writes
-``benchmarks/motion.md``, or ``benchmarks/motion_quick.md`` with ``--quick``: 96x96, 8 shots,
-interleaved random only).
+Run: ``python benchmarks/motion.py [--quick] [--cases N | --only I,J] [--threads T] [--no-jsmoco]``
+(writes ``benchmarks/motion.md`` and its raw rows ``benchmarks/motion.jsonl``, or
+``motion_quick.*`` with ``--quick``: 96x96, 8 shots, interleaved random only). The markdown is
+rewritten after every case and a rerun skips the cases already in the ``.jsonl`` (a case run
+with ``--no-jsmoco`` is redone whole when JSMoCo rows are asked for later).
 """
 
 from __future__ import annotations
@@ -165,15 +167,15 @@ def main() -> None:
         rows = [json.loads(line) for line in raw.read_text().splitlines() if line.strip()]
     command = "python benchmarks/motion.py" + " ".join([""] + sys.argv[1:])
     for c in cases:
-        if any(r.get("key") == _key(c) for r in rows):
+        have = [r for r in rows if r.get("key") == _key(c)]
+        if have and (args.no_jsmoco or any(r["method"].startswith("JSMoCo") for r in have)):
             print(f"{_key(c)}: already in {raw.name}, skipped")
             continue
         new = run_case(c, jsmoco_rows=not args.no_jsmoco)
         for r in new:
             r["key"] = _key(c)
-        rows += new
-        with raw.open("a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in new)
+        rows = [r for r in rows if r.get("key") != _key(c)] + new  # a case is replaced as a whole
+        raw.write_text("".join(json.dumps(r) + "\n" for r in rows))
         write_markdown(rows, out, command, len({r["key"] for r in rows}), len(suite_all))
         print(f"wrote {out}", flush=True)
 
