@@ -238,6 +238,30 @@ def test_pc_posterior_and_deblurring(prior):
     assert psnr(deb.numpy(), x, fit_scale=True) > psnr(yb.numpy(), x, fit_scale=True) + 1
 
 
+def test_posterior_sampler_follows_physics_changed_by_the_callback(prior):
+    """A callback that replaces the physics' parameters (as JSMoCo's motion and coil steps do)
+    must change the data term too: starting from a wrong blur and switching to the true one at
+    the first step ends where the true blur from the start ends, and far from the wrong blur."""
+    x = _held_out_slice("axial", 64, 4)
+    yy, xx = np.mgrid[-3:4, -3:4]
+    k_true = np.exp(-(yy**2 + xx**2) / 4.0)
+    k_wrong = np.roll(k_true, 2, axis=1)
+    true, wrong = Convolution(k_true / k_true.sum(), (64, 64), 0.01), Convolution(k_wrong / k_true.sum(), (64, 64), 0.01)
+    y = true.A(torch.from_numpy(x)[None])[0]
+    y = y + 0.01 * torch.view_as_complex(torch.randn(64, 64, 2, generator=torch.Generator().manual_seed(1)))
+    phys = Convolution(k_wrong / k_true.sum(), (64, 64), 0.01)
+
+    def switch(i, sigma, x0):
+        phys.otf = true.otf
+
+    kw = dict(steps=12, seed=0, sigma_start=0.3, x_init=wrong.A_adjoint(y[None])[0])
+    switched = posterior_sample(prior, phys, y, callback=switch, **kw).numpy()
+    reference = posterior_sample(prior, true, y, **kw).numpy()
+    stale = posterior_sample(prior, wrong, y, **kw).numpy()
+    assert psnr(switched, x, fit_scale=True) > psnr(stale, x, fit_scale=True) + 3
+    assert abs(psnr(switched, x, fit_scale=True) - psnr(reference, x, fit_scale=True)) < 1.0
+
+
 def test_unconditional_samplers_seeded(prior):
     a = sample_fast(prior, (2, 32, 32), steps=6, seed=4)
     b = sample_fast(prior, (2, 32, 32), steps=6, seed=4)

@@ -111,6 +111,9 @@ class JSMoCoOptions:
         Total degree of the polynomial coil model.
     lam, dc_iters : float, int
         DiffPIR's prior weight and CG iterations of each data-consistency solve.
+    zeta : float
+        Share of fresh noise when the fast sampler re-noises its estimate (0: deterministic
+        after the start, 1: fresh noise only); more gives more diverse chains.
     """
 
     sampler: str = "fast"
@@ -123,6 +126,7 @@ class JSMoCoOptions:
     coil_degree: int = 6
     lam: float = 1.0
     dc_iters: int = 6
+    zeta: float = 0.3
 
 
 class _Cancelled(Exception):
@@ -246,7 +250,7 @@ def jsmoco(
         samples = posterior_sample(
             prior, phys, yt, steps=opt.steps, method="diffpir" if opt.sampler == "fast" else "pc",
             n_samples=opt.nsamples, seed=seed, x_init=x0, sigma_start=opt.sigma_start, lam=opt.lam,
-            dc_iters=opt.dc_iters, callback=cb, progress=progress,
+            dc_iters=opt.dc_iters, zeta=opt.zeta, callback=cb, progress=progress,
         )
     except _Cancelled:
         cancelled = True

@@ -255,6 +255,11 @@ def posterior_sample(prior: ScorePrior, physics, y, steps: int = 50, method: str
         Also return a dict: ``scale``, ``x_init``, ``residual`` (final ``|A x - y|`` per sample),
         ``sigmas``.
 
+    Notes
+    -----
+    With a ``callback`` the physics may change between steps, so ``A^H y`` is recomputed after
+    every callback.
+
     Returns
     -------
     The image(s), numpy complex64 when ``y`` is numpy, torch when it is torch (the prior's
@@ -286,8 +291,12 @@ def posterior_sample(prior: ScorePrior, physics, y, steps: int = 50, method: str
             scale = float(torch.quantile(torch.abs(x_ls).flatten().float(), 0.999))
         if not math.isfinite(scale) or scale <= 0:
             raise ValueError(f"scale: expected > 0, got {scale} (is y all zero?)")
-        ys = yt / scale
         sy = noise_sigma / scale
+
+        def data_term() -> torch.Tensor:
+            a = physics.A_adjoint(yt)
+            return (a if a.is_complex() else a.to(torch.complex64)).expand(n, *aty.shape[1:]) / scale
+
         aty_s = aty.expand(n, *aty.shape[1:]) / scale
         s0 = prior.sde.sigma_max if sigma_start is None else float(sigma_start)
         sched = schedule or ("karras" if method == "diffpir" else "geometric")
@@ -323,6 +332,7 @@ def posterior_sample(prior: ScorePrior, physics, y, steps: int = 50, method: str
                     x0 = cg_normal(physics, aty_s + mu * d, mu, d, dc_iters)
             if callback is not None:
                 callback(i, s, x0 * scale)
+                aty_s = data_term()  # the physics may have changed
             if progress is not None:
                 progress(i + 1, len(sig), f"posterior ({method})")
         xs = x0 * scale
