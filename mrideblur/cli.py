@@ -38,11 +38,17 @@ __all__ = ["main", "build_parser", "cmd_deblur", "cmd_demo", "BLIND_METHODS", "N
 
 # The method names are spelled out here, not imported, so that ``mrideblur --help`` does not
 # load the numerical stack; tests/test_cli.py checks them against the library's lists.
-#: Methods that estimate the kernel (:func:`mrideblur.deblur.blind_deconvolve`).
-BLIND_METHODS = ("vb", "map")
+#: Methods that estimate the kernel (:func:`mrideblur.deblur.blind_deconvolve`). "diffusion" is
+#: in both lists: blind without --kernel, non-blind with it (:func:`_is_blind`).
+BLIND_METHODS = ("vb", "map", "diffusion")
 #: Methods that need the kernel (:func:`mrideblur.deblur.deconvolve`).
 NONBLIND_METHODS = ("wiener", "tikhonov", "hyper-laplacian", "richardson-lucy", "inverse", "diffusion")
 DEFAULT_KERNEL_SIZE = 25
+
+
+def _is_blind(method: str, kernel_given: bool) -> bool:
+    """Whether ``method`` estimates the kernel: a method in both lists does unless given one."""
+    return method in BLIND_METHODS and not (method in NONBLIND_METHODS and kernel_given)
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,7 +158,8 @@ def _add_deblur(sub: argparse._SubParsersAction) -> None:
         description=(
             "Deblur a 2D image (PNG, TIFF, JPEG, .npy) or each 2D slice of a NIfTI volume. "
             f"Blind methods ({', '.join(BLIND_METHODS)}) estimate the blur kernel; non-blind "
-            f"methods ({', '.join(NONBLIND_METHODS)}) need it as --kernel. Writes deblurred.png "
+            f"methods ({', '.join(NONBLIND_METHODS)}) need it as --kernel (diffusion is blind "
+            "without --kernel, non-blind with it). Writes deblurred.png "
             "+ deblurred.npy (or deblurred.nii.gz), kernel.png + kernel.npy and report.json to "
             "--out. Intensities are divided by the input's largest magnitude before deblurring "
             "and multiplied back afterwards."
@@ -162,7 +169,7 @@ def _add_deblur(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="OUT_DIR", help="output directory (created)")
     p.add_argument(
         "--method",
-        choices=BLIND_METHODS + NONBLIND_METHODS,
+        choices=tuple(dict.fromkeys(BLIND_METHODS + NONBLIND_METHODS)),
         default="vb",
         help="deblurring method (default: vb)",
     )
@@ -350,7 +357,7 @@ def _deblur_options(args: argparse.Namespace, blind: bool) -> dict[str, Any]:
 def cmd_deblur(args: argparse.Namespace) -> int:
     """Run ``mrideblur deblur``: read, deblur slice by slice, write images, kernels, report."""
     t0 = time.perf_counter()
-    blind = args.method in BLIND_METHODS
+    blind = _is_blind(args.method, args.kernel is not None)
     options = _deblur_options(args, blind)
     stack, meta = _load_slices(args.input, args.axis)
     known_kernel = _load_kernel(args.kernel) if args.kernel is not None else None
@@ -416,7 +423,7 @@ def _deblur_stack(
     """
     import mrideblur.deblur as deblur
 
-    blind = method in BLIND_METHODS
+    blind = _is_blind(method, known_kernel is not None)
     n = stack.shape[0]
     results, kernels, slices = [], [], []
     for i, blurred in enumerate(stack):

@@ -5,8 +5,9 @@
 - the physics: :func:`blur`;
 - non-blind estimators: :func:`deconvolve` (inverse, Wiener, Tikhonov, hyper-Laplacian,
   Richardson-Lucy);
-- blind estimators: :func:`blind_deconvolve` (Variational Bayes after Fergus et al. 2006, and
-  the same model solved by joint MAP).
+- blind estimators: :func:`blind_deconvolve` (Variational Bayes after Fergus et al. 2006, the
+  same model solved by joint MAP, and kernel refits along a diffusion posterior sweep of the MRI
+  prior, :mod:`mrideblur.deblur.blind_diffusion`).
 """
 
 from .blind import BlindResult, blind_deconvolve

@@ -29,6 +29,11 @@ the naive joint MAP that drifts towards the no-blur (delta) kernel — kept to s
 Both run coarse to fine: from a 3x3 kernel on a downsampled image, growing by ``sqrt(2)`` per
 scale to ``kernel_size``; the final image comes from a non-blind deconvolution with the
 estimated kernel (hyper-Laplacian by default).
+
+``method="diffusion"`` swaps the gradient prior for the MRI diffusion prior: the kernel (from the
+delta by default) is refitted by least squares in the gradient domain while the diffusion
+posterior sampler explores the image, and the image is the sampler's
+(:mod:`mrideblur.deblur.blind_diffusion`).
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from .priors import GRADIENT_PRIOR, KERNEL_PRIOR, GradientMixturePrior, KernelEx
 
 __all__ = ["BlindResult", "blind_deconvolve", "BLIND_METHODS"]
 
-BLIND_METHODS = ("vb", "map")
+BLIND_METHODS = ("vb", "map", "diffusion")
 #: Kernel entries below this fraction of the maximum are set to zero at the end of each scale.
 KERNEL_THRESHOLD = 0.1
 #: Amplitude of the uniform jitter added to the 3x3 starting kernel (of mass 3) per start.
@@ -389,14 +394,18 @@ def blind_deconvolve(
     *,
     patch: tuple[int, int, int, int] | str | None = "auto",
     max_patch: int = 256,
-    n_iter: int = 40,
-    n_starts: int = 3,
+    n_iter: int | None = None,
+    n_starts: int | None = None,
     noise_sigma: float | None = None,
     prior: GradientMixturePrior = GRADIENT_PRIOR,
     kernel_prior: KernelExponentialPrior = KERNEL_PRIOR,
-    nonblind: str = "hyper-laplacian",
+    nonblind: str | None = None,
     nonblind_params: dict | None = None,
     boundary: str = "taper",
+    init: str | np.ndarray | None = None,
+    steps: int | None = None,
+    nsamples: int | None = None,
+    score_prior=None,
 ) -> BlindResult:
     """Estimate the blur kernel of an image and deblur it (Fergus et al. 2006 model).
 
@@ -409,12 +418,17 @@ def blind_deconvolve(
         Blurred, noisy image ``y``, linear intensities (undo any display gamma first).
     kernel_size : int
         Odd size of the kernel to estimate in pixels (>= 3), a little larger than the blur.
-    method : {"vb", "map"}
+    method : {"vb", "map", "diffusion"}
         ``"vb"``: mean-field Variational Bayes (marginalises the image when estimating ``k``);
-        ``"map"``: joint point estimate of image and kernel (known to drift to the delta kernel).
+        ``"map"``: joint point estimate of image and kernel (known to drift to the delta kernel);
+        ``"diffusion"``: kernel refitted along a diffusion posterior sweep of the MRI prior
+        (:func:`mrideblur.deblur.blind_diffusion.blind_deconvolve_diffusion`, which has more
+        options); needs torch, about ``steps * nsamples`` UNet calls (50 ms each at 128 x 128
+        on one CPU thread).
     seed : int
-        Seeds the random perturbations of the initial 3x3 kernels (one per start); everything
-        else is deterministic, so the same seed gives the same result.
+        Seeds the random perturbations of the initial 3x3 kernels (one per start) and, for
+        ``"diffusion"``, the sampler; everything else is deterministic, so the same seed gives
+        the same result.
     progress : callable(step, total, message), optional
         Called after every iteration.
     cancel : callable() -> bool, optional
@@ -423,28 +437,43 @@ def blind_deconvolve(
     patch : "auto", None or (y0, x0, height, width)
         Region used to infer the kernel (Fergus et al. let the user pick one): ``"auto"``
         takes the ``max_patch``-sized window with the most gradient energy, ``None`` the whole
-        image.  The final deconvolution always covers the whole image.
+        image.  The final deconvolution always covers the whole image.  ``"diffusion"`` runs its
+        sampler on the patch.
     max_patch : int
         Side of the ``"auto"`` patch in pixels.
-    n_iter : int
-        Iterations per scale (image, kernel and noise updates each).
-    n_starts : int
+    n_iter : int, optional
+        Iterations per scale (image, kernel and noise updates each); default 40, and 10 for
+        the VB start of ``"diffusion"`` (``init="vb"``).
+    n_starts : int, optional
         Independent coarse-to-fine searches from differently jittered 3x3 kernels; the one with
         the smallest final data misfit (VB's expected residual at the finest scale) is kept.
         The search is non-convex and a single start lands in a poor optimum on some images;
         on six hard benchmark cases the smallest misfit picked the best of three starts every
-        time (``history["start_misfits"]``).
+        time (``history["start_misfits"]``).  Default 3 (1 for the VB start of
+        ``"diffusion"``).
     noise_sigma : float, optional
         Noise standard deviation of ``y`` if known (intensity units); a robust estimate from
         the image otherwise.  It is the floor of the noise level that VB estimates.
     prior, kernel_prior
         Image-gradient and kernel priors.
-    nonblind : str
-        Method of :func:`mrideblur.deblur.deconvolve` for the final image.
+    nonblind : str, optional
+        Method of :func:`mrideblur.deblur.deconvolve` for the final image.  Default
+        ``"hyper-laplacian"``; for ``"diffusion"`` the sampler's own image when the patch is the
+        whole image, else a non-blind ``"diffusion"`` deconvolution with the estimated kernel.
     nonblind_params : dict, optional
-        Its parameters.
+        Its parameters (for ``"diffusion"`` only together with ``nonblind``).
     boundary : {"taper", "periodic", "valid"}
         Boundary handling of the final deconvolution (see :func:`deconvolve`).
+    init : {"delta", "gaussian", "vb"} or (kernel_size, kernel_size) array, optional
+        ``"diffusion"`` only: the starting kernel (default ``"delta"``; ``"vb"`` a cheap VB
+        estimate, whose iterations and starts ``n_iter`` and ``n_starts`` set).
+    steps : int, optional
+        ``"diffusion"`` only: sampler steps (default 40).
+    nsamples : int, optional
+        ``"diffusion"`` only: chains sampled together; the kernel is fitted to their mean
+        (default 1).
+    score_prior : ScorePrior or path, optional
+        ``"diffusion"`` only: the diffusion prior (default the shipped weights).
 
     Returns
     -------
@@ -455,7 +484,8 @@ def blind_deconvolve(
     ------
     ValueError
         Bad image (not 2D, NaN/inf), even or too small ``kernel_size``, kernel larger than
-        the patch, unknown method or patch outside the image.
+        the patch, unknown method, patch outside the image, or a ``"diffusion"`` option given
+        to another method.
     """
     t0 = time.perf_counter()
     y = check_image(blurred, "blurred")
@@ -478,6 +508,19 @@ def blind_deconvolve(
     if 2 * kernel_size > min(yp.shape):
         raise ValueError(f"kernel_size: {kernel_size} is too large for the image/patch {yp.shape} (need at least twice the kernel size)")
 
+    if method == "diffusion":
+        if nonblind_params is not None and nonblind is None:
+            raise ValueError("nonblind_params: give the method they belong to as nonblind too")
+        return _blind_diffusion(y, yp, (y0, x0, ph, pw), kernel_size, seed, progress, cancel, t0,
+                                n_iter=n_iter, n_starts=n_starts, noise_sigma=noise_sigma, nonblind=nonblind,
+                                nonblind_params=nonblind_params, boundary=boundary, init=init, steps=steps,
+                                nsamples=nsamples, score_prior=score_prior)
+    for name, value in (("init", init), ("steps", steps), ("nsamples", nsamples), ("score_prior", score_prior)):
+        if value is not None:
+            raise ValueError(f"{name}: only method='diffusion' takes it, not {method!r}")
+    n_iter = 40 if n_iter is None else n_iter
+    n_starts = 3 if n_starts is None else n_starts
+    nonblind = "hyper-laplacian" if nonblind is None else nonblind
     sigma_n = _noise_sigma_estimate(yp) if noise_sigma is None else float(noise_sigma)
     if int(n_starts) != n_starts or n_starts < 1:
         raise ValueError(f"n_starts: expected an integer >= 1, got {n_starts}")
@@ -513,5 +556,32 @@ def blind_deconvolve(
     image = deconvolve(y, kernel, method=nonblind, **params)
     if progress is not None:
         progress(total, total, "non-blind deconvolution done")
+    hist["seconds"] = time.perf_counter() - t0
+    return BlindResult(image=image, kernel=kernel, history=hist)
+
+
+def _blind_diffusion(y, yp, patch, kernel_size, seed, progress, cancel, t0, *, n_iter, n_starts, noise_sigma,
+                     nonblind, nonblind_params, boundary, init, steps, nsamples, score_prior) -> BlindResult:
+    """``method="diffusion"``: the estimate on the patch, then the image (see blind_deconvolve)."""
+    from .blind_diffusion import blind_deconvolve_diffusion
+
+    whole = yp.shape == y.shape
+    vb_params = {k: v for k, v in (("n_iter", n_iter), ("n_starts", n_starts)) if v is not None}
+    if vb_params and not (isinstance(init, str) and init == "vb"):
+        raise ValueError(f"{next(iter(vb_params))}: method='diffusion' uses it only for its VB start (init='vb')")
+    opts = {k: v for k, v in (("init", init), ("steps", steps), ("nsamples", nsamples)) if v is not None}
+    image, kernel, hist = blind_deconvolve_diffusion(
+        yp, kernel_size, seed, progress, cancel, vb_params=vb_params, noise_sigma=noise_sigma,
+        score_prior=score_prior, boundary=boundary if whole else "taper", **opts)
+    hist["patch"] = patch
+    if not whole or nonblind is not None:
+        if nonblind is None:  # the same prior over the whole image, with the estimated kernel
+            nonblind = "diffusion"
+            nonblind_params = {"seed": seed, "noise_sigma": noise_sigma, "prior": score_prior,
+                               **({"steps": steps} if steps is not None else {})}
+        image = deconvolve(y, kernel, method=nonblind, boundary=boundary, **(nonblind_params or {}))
+    hist["nonblind"] = nonblind or "diffusion sampler"
+    if progress is not None:
+        progress(1, 1, "done")
     hist["seconds"] = time.perf_counter() - t0
     return BlindResult(image=image, kernel=kernel, history=hist)

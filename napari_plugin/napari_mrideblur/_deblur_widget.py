@@ -92,9 +92,9 @@ def run_deblur(plane: np.ndarray, name: str, index: tuple[int, ...], method: str
     t0 = time.perf_counter()
     peak = float(np.max(np.abs(plane))) or 1.0
     y = plane / peak
-    if method in BLIND_METHODS:
-        res = blind_deconvolve(y, kernel_size, method=method, seed=seed, progress=progress, cancel=cancel,
-                               n_iter=n_iter, n_starts=n_starts)
+    if method in BLIND_METHODS and kernel is None:  # "diffusion" is both: blind only without a kernel
+        iters = {} if method == "diffusion" else {"n_iter": n_iter, "n_starts": n_starts}
+        res = blind_deconvolve(y, kernel_size, method=method, seed=seed, progress=progress, cancel=cancel, **iters)
         image, k, history, blind = res.image, res.kernel, res.history, True
     else:
         if kernel is None:
