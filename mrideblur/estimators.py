@@ -18,18 +18,22 @@ and the estimators come in two families, both present for both problems:
   steps one joint L-BFGS step and alternates it with the coil step);
 - **posterior-averaged** — the parameters are estimated while averaging over the unknown
   image: Fergus et al.'s Variational Bayes (``method="vb"``: the kernel update uses the
-  posterior mean *and variance* of the gradients) and JSMoCo (``method="jsmoco"``: motion and
-  coils are updated along a diffusion posterior sweep, against the posterior mean of the image
-  over the chains, which also give the uncertainty).
+  posterior mean *and variance* of the gradients), its diffusion counterpart
+  (``blind_deconvolve(method="diffusion")``: the kernel is refitted along a diffusion posterior
+  sweep, to the re-noised and denoised posterior mean over the chains) and JSMoCo
+  (``method="jsmoco"``: motion and coils are updated along a diffusion posterior sweep, against
+  the posterior mean of the image over the chains, which also give the uncertainty).
 
 The pieces that make this pluggable are duck-typed, as in deepinv:
 
 - a *physics* (:class:`Physics`): ``A``, ``A_adjoint`` on torch tensors, optionally
-  ``noise_sigma`` — :class:`mrideblur.prior.physics.Convolution`,
+  ``noise_sigma`` — :class:`mrideblur.prior.physics.Convolution` (and its masked, re-kernelable
+  :class:`mrideblur.deblur.blind_diffusion.MaskedConvolution`),
   :class:`mrideblur.prior.physics.MaskedFourier`, :class:`mrideblur.mri.jsmoco.MotionSensePhysics`;
 - a *prior* (:class:`Prior`): ``denoise(x, sigma)`` — :class:`mrideblur.prior.ScorePrior`;
 - a *parameter step* (:class:`ParameterStep`): ``(physics, y, image) -> None`` updating the
-  physics' unknowns in place — the motion and coil steps of JSMoCo; the samplers of
+  physics' unknowns in place — the motion and coil steps of JSMoCo, the kernel step of blind
+  diffusion deblurring; the samplers of
   :mod:`mrideblur.prior.samplers` call one through their ``callback`` after every step, so a
   new physics with a new unknown plugs in without touching the sampler.
 
@@ -85,6 +89,8 @@ ESTIMATORS: tuple[Estimator, ...] = (
               "mrideblur.deblur.blind_deconvolve(method='map')"),
     Estimator("deblurring", "Variational Bayes (Fergus 2006)", "kernel", "gradient mixture of Gaussians",
               "posterior", "mrideblur.deblur.blind_deconvolve(method='vb')"),
+    Estimator("deblurring", "diffusion posterior sweep with kernel refits", "kernel", "diffusion score",
+              "posterior", "mrideblur.deblur.blind_deconvolve(method='diffusion')"),
     Estimator("MRI motion", "aligned-SENSE", "per-shot rigid motion, coil maps", "Tikhonov", "point",
               "mrideblur.mri.correct(method='aligned-sense', coils='joint')"),
     Estimator("MRI motion", "JSMoCo (Chen 2025)", "per-shot rigid motion, coil maps", "diffusion score",

@@ -196,6 +196,14 @@ def test_bad_images_and_options_of_other_methods():
         blind_deconvolve(y, 7, method="vb", steps=10)
 
 
+def test_listed_as_a_posterior_estimator():
+    from mrideblur.estimators import ESTIMATORS
+
+    row = [e for e in ESTIMATORS if e.entry_point == "mrideblur.deblur.blind_deconvolve(method='diffusion')"]
+    assert len(row) == 1 and row[0].problem == "deblurring" and row[0].family == "posterior"
+    assert row[0].prior == "diffusion score" and row[0].unknown == "kernel"
+
+
 def test_reachable_from_the_cli_blind_without_a_kernel_non_blind_with_one(tmp_path):
     import json
 
