@@ -139,6 +139,7 @@ def joint_motion_lbfgs(
     cancel: Callable[[], bool] | None = None,
     step_offset: int = 0,
     total_steps: int | None = None,
+    init_cg: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Minimise the data-consistency cost jointly over image and motion, coarse to fine.
 
@@ -166,6 +167,10 @@ def joint_motion_lbfgs(
         torch device, ``"cpu"`` or ``"cuda"``.
     progress, cancel
         Reported / polled every 5 L-BFGS iterations.
+    init_cg : int
+        Without ``image0``, start from ``init_cg`` CG-SENSE iterations under ``motion0``
+        instead of ``A^H y`` (then the L-BFGS iterations go to the motion, not to re-solving the
+        image; worth it when ``motion0`` is already close, e.g. after new coil maps).
 
     Returns
     -------
@@ -209,7 +214,7 @@ def joint_motion_lbfgs(
         # for full sampling and normalised maps, and consistent with the maps' phase
         if x_prev is None:
             th0 = torch.as_tensor(theta, device=dev, dtype=rdt) * sc
-            x0 = model.adjoint(yt, th0, St).cpu().numpy()
+            x0 = _cg_image(model, yt, th0, St, init_cg).cpu().numpy()
         else:
             x0 = x_prev if x_prev.shape == shape else _resample_image(x_prev, shape)
         ynorm = float((yt.abs() ** 2).sum())
@@ -263,6 +268,29 @@ def joint_motion_lbfgs(
     if ref:  # back to the frame of shot 0; the image is then in the reference shot's frame
         theta = rebase_motion(theta, 0)
     return x_prev.astype(np.complex64), theta, hist
+
+
+def _cg_image(model: MultiShotSenseTorch, y: torch.Tensor, theta: torch.Tensor, sens: torch.Tensor,
+              iters: int) -> torch.Tensor:
+    """``iters`` CG iterations on ``A^H A x = A^H y`` from zero (``A^H y`` itself for 0)."""
+    with torch.no_grad():
+        b = model.adjoint(y, theta, sens)
+        if iters <= 0:
+            return b
+        x = torch.zeros_like(b)
+        r, p = b.clone(), b.clone()
+        rr = float(torch.vdot(r.flatten(), r.flatten()).real)
+        for _ in range(iters):
+            ap = model.adjoint(model(p, theta, sens), theta, sens)
+            a = rr / float(torch.vdot(p.flatten(), ap.flatten()).real)
+            x += a * p
+            r -= a * ap
+            rr_new = float(torch.vdot(r.flatten(), r.flatten()).real)
+            if rr_new < 1e-12 * rr:
+                break
+            p = r + (rr_new / rr) * p
+            rr = rr_new
+        return x
 
 
 def coil_images(kspace: np.ndarray, shot_index: np.ndarray, motion: np.ndarray, max_iter: int = 10) -> np.ndarray:

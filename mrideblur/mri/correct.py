@@ -256,7 +256,7 @@ def _correct_one(y, si, method, sens, coils, max_iter, calib_width, device, seed
             t = time.perf_counter()
             previous = motion
             image, motion, h = joint_motion_lbfgs(y, si, sens, motion0=motion, levels=(Level(top, refine),),
-                                                  device=device, progress=progress, cancel=cancel,
+                                                  device=device, progress=progress, cancel=cancel, init_cg=10,
                                                   step_offset=coarse + fine + r * refine, total_steps=total)
             seconds[f"motion_refinement_{r + 1}"] = time.perf_counter() - t
             cancelled = h["cancelled"]
