@@ -139,7 +139,10 @@ def _motion_step(physics: MotionSensePhysics, y: torch.Tensor, x: torch.Tensor, 
     tv = th[1:].clone().requires_grad_(True)
     zero = torch.zeros_like(th[:1])
     ynorm = float((y.abs() ** 2).sum())
-    opt = torch.optim.LBFGS([tv], lr=1.0, max_iter=iters, history_size=10, line_search_fn="strong_wolfe")
+    # the cost is normalised by ||y||^2, so its gradient is small near the optimum: torch's
+    # default tolerance (1e-7) would end the step before it starts
+    opt = torch.optim.LBFGS([tv], lr=1.0, max_iter=iters, history_size=10, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-12, tolerance_change=1e-14)
     last = [0.0]
 
     def closure() -> torch.Tensor:
