@@ -118,7 +118,7 @@ def correct(
         the motion.
     max_iter : int
         L-BFGS iterations at the coarsest level (the finer level gets 4/5 of it, each coil
-        refinement round 2/5).
+        refinement round 3/5, at full resolution).
     calib_width : int
         Width of the fully sampled k-space centre used for coil calibration (lines).
     device : str
@@ -229,7 +229,7 @@ def _correct_one(y, si, method, sens, coils, max_iter, calib_width, device, seed
         raise ValueError(f"kspace: method 'jsmoco' is implemented for 2D slices and stacks, got a volume {y.shape}")
     if method == "aligned-sense" or (method == "jsmoco" and jsm["init"] == "aligned-sense"):
         coarse, fine = max_iter, max(int(0.8 * max_iter), 5)
-        refine = max(int(0.4 * max_iter), 5) if (coils == "joint" and not known) else 0
+        refine = max(int(0.6 * max_iter), 5) if (coils == "joint" and not known) else 0
         # Levels: a quarter then half of k-space, but never below MIN_LEVEL_SIZE pixels (a
         # 24-pixel image cannot pin a rotation down), then full resolution: the half-resolution
         # motion is off by a few tenths of a degree with undersampling (R = 2), and shots that
