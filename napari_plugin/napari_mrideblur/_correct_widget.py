@@ -40,7 +40,7 @@ from qtpy.QtWidgets import (
 
 from ._layers import CASE_KEY, LayerData, case_layers, case_scale, contrast
 from ._motion_plot import MotionPlot
-from ._task import Task
+from ._task import Task, TaskControls
 
 __all__ = ["CorrectionOutcome", "CorrectionWidget", "available_devices", "correction_layers"]
 
@@ -188,7 +188,7 @@ def correction_layers(outcome: CorrectionOutcome) -> list[LayerData]:
     return layers
 
 
-class CorrectionWidget(QWidget):
+class CorrectionWidget(TaskControls, QWidget):
     """Dock widget that runs a motion correction (module notes).
 
     Parameters
@@ -207,6 +207,7 @@ class CorrectionWidget(QWidget):
     """
 
     run_finished = Signal(object)
+    failure_label = "mrideblur correction"
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__()
@@ -260,17 +261,8 @@ class CorrectionWidget(QWidget):
         form.addRow("device", self.device)
         form.addRow("seed", self.seed)
 
-        self.run_button = QPushButton("Correct")
-        self.run_button.clicked.connect(self.run)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.cancel_button)
+        buttons = self._make_controls("Correct")
 
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
         self.psnr_label = QLabel("")
         self.psnr_label.setWordWrap(True)
         self.plot = MotionPlot()
@@ -343,33 +335,8 @@ class CorrectionWidget(QWidget):
             path = self.file.text().strip()
             case, name = None, (Path(path).name.split(".")[0] if path else "input")
         params = self.parameters()
-        if self.task is not None:  # the previous run's task holds its inputs: let Qt free it
-            self.task.deleteLater()
-        self.task = Task(lambda progress, cancel: run_correction(case, path, name, params, progress, cancel),
-                         f"mrideblur {params['method']}", self._done, self._failed, parent=self)
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.status.setText(f"running {params['method']} on {name} …")
-        self.task.start()
-        return self.task
-
-    def cancel(self) -> None:
-        """Stop the running correction at the estimator's next poll (the estimate so far is shown)."""
-        if self.task is not None:
-            self.task.cancel()
-            self.status.setText("cancelling …")
-
-    def _finish(self) -> None:
-        self.run_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-
-    def _failed(self, exc: Exception) -> None:
-        self._finish()
-        self.status.setText(f"failed: {exc}")
-        from napari.utils.notifications import show_error
-
-        show_error(f"mrideblur correction failed: {exc}")
-        self.run_finished.emit(exc)
+        return self._start_task(lambda progress, cancel: run_correction(case, path, name, params, progress, cancel),
+                                f"mrideblur {params['method']}", f"running {params['method']} on {name} …")
 
     def _done(self, outcome: CorrectionOutcome) -> None:
         from napari.layers import Layer

@@ -21,16 +21,13 @@ from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from ._layers import LayerData, contrast
-from ._task import Task
+from ._task import Task, TaskControls
 
 __all__ = ["DeblurOutcome", "DeblurWidget", "current_plane"]
 
@@ -104,7 +101,7 @@ def run_deblur(plane: np.ndarray, name: str, index: tuple[int, ...], method: str
                          history=history, seconds=time.perf_counter() - t0)
 
 
-class DeblurWidget(QWidget):
+class DeblurWidget(TaskControls, QWidget):
     """Dock widget for blind or non-blind deconvolution of the plane on screen (module notes).
 
     Parameters
@@ -120,6 +117,7 @@ class DeblurWidget(QWidget):
     """
 
     run_finished = Signal(object)
+    failure_label = "mrideblur deblurring"
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__()
@@ -165,16 +163,7 @@ class DeblurWidget(QWidget):
         form.addRow("known kernel", self.kernel)
         form.addRow("gaussian sigma", self.sigma)
 
-        self.run_button = QPushButton("Deblur")
-        self.run_button.clicked.connect(self.run)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.cancel_button)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        buttons = self._make_controls("Deblur")
 
         layout = QVBoxLayout()
         layout.addLayout(form)
@@ -247,33 +236,9 @@ class DeblurWidget(QWidget):
         kernel = None if text.startswith("blind ") else self._known_kernel()
         args = (int(self.kernel_size.value()) | 1, int(self.n_iter.value()), int(self.n_starts.value()),
                 int(self.seed.value()))
-        if self.task is not None:  # the previous run's task holds its inputs: let Qt free it
-            self.task.deleteLater()
-        self.task = Task(lambda progress, cancel: run_deblur(plane, name, index, method, kernel, *args, progress, cancel),
-                         f"mrideblur deblur ({method})", self._done, self._failed, parent=self)
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(text.startswith("blind "))
-        self.status.setText(f"deblurring {name} ({method}) …")
-        self.task.start()
-        return self.task
-
-    def cancel(self) -> None:
-        """Stop a blind estimate at its next iteration and deconvolve with the kernel so far."""
-        if self.task is not None:
-            self.task.cancel()
-            self.status.setText("cancelling …")
-
-    def _finish(self) -> None:
-        self.run_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-
-    def _failed(self, exc: Exception) -> None:
-        from napari.utils.notifications import show_error
-
-        self._finish()
-        self.status.setText(f"failed: {exc}")
-        show_error(f"mrideblur deblurring failed: {exc}")
-        self.run_finished.emit(exc)
+        return self._start_task(
+            lambda progress, cancel: run_deblur(plane, name, index, method, kernel, *args, progress, cancel),
+            f"mrideblur deblur ({method})", f"deblurring {name} ({method}) …", cancellable=text.startswith("blind "))
 
     def outcome_layers(self, outcome: DeblurOutcome) -> list[LayerData]:
         """Layer data tuples of a run: the deblurred plane and, when blind, the kernel."""

@@ -18,7 +18,7 @@ from napari.qt.threading import thread_worker
 from napari.utils import progress as napari_progress
 from qtpy.QtCore import QObject, Signal
 
-__all__ = ["Task"]
+__all__ = ["Task", "TaskControls"]
 
 
 class Task(QObject):
@@ -91,3 +91,59 @@ class Task(QObject):
             self.pbar.update(step - self.pbar.n)
         if not self._flag.is_set():
             self.pbar.set_description(f"{self._description}: {message}" if message else self._description)
+
+
+class TaskControls:
+    """Run / Cancel plumbing shared by the dock widgets (mixed into a ``QWidget``).
+
+    The widget provides ``run_button``, ``cancel_button``, ``status`` (a label), ``task``
+    (``None`` before the first run), a ``run_finished`` signal, ``_done(outcome)`` and the
+    class attribute ``failure_label`` used in the error notification.
+    """
+
+    failure_label = "mrideblur run"
+
+    def _make_controls(self, run_label: str):
+        """Create ``run_button``, ``cancel_button`` and ``status``; returns the buttons' row layout."""
+        from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton
+
+        self.run_button = QPushButton(run_label)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        return buttons
+
+    def _start_task(self, fn: Callable, description: str, status: str, cancellable: bool = True) -> Task:
+        """Run ``fn(progress, cancel)`` as a :class:`Task`; the buttons follow its state."""
+        if self.task is not None:  # the previous run's task holds its inputs: let Qt free it
+            self.task.deleteLater()
+        self.task = Task(fn, description, self._done, self._failed, parent=self)
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(cancellable)
+        self.status.setText(status)
+        self.task.start()
+        return self.task
+
+    def cancel(self) -> None:
+        """Ask the running estimator to stop at its next poll; it returns its estimate so far."""
+        if self.task is not None:
+            self.task.cancel()
+            self.status.setText("cancelling …")
+
+    def _finish(self) -> None:
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _failed(self, exc: Exception) -> None:
+        from napari.utils.notifications import show_error
+
+        self._finish()
+        self.status.setText(f"failed: {exc}")
+        show_error(f"{self.failure_label} failed: {exc}")
+        self.run_finished.emit(exc)
