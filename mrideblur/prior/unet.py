@@ -33,7 +33,7 @@ The noise level enters as Gaussian random Fourier features of ``log(sigma) / 4``
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
