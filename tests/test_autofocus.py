@@ -18,6 +18,7 @@ from mrideblur.io.anatomy import mni_slice, shepp_logan
 from mrideblur.metrics import psnr
 from mrideblur.mri.align import rebase_motion, reference_shot
 from mrideblur.mri.autofocus import _adjoint_image, autofocus, gradient_entropy
+from mrideblur.mri.autofocus_magnitude import correct_magnitude
 from mrideblur.mri.fourier import fft, ifft
 from mrideblur.mri.shots import make_shot_index
 from mrideblur.mri.simulate import motion_track, simulate
@@ -104,7 +105,8 @@ def test_motion_relative_to_shot0_on_our_simulator():
 def test_magnitude_images_mix_the_shots_of_each_line_pair():
     """The README's limit: with the *true* motion, correcting a magnitude image line by line
     gains little (each k-space line pair holds the average of two shots), while the complex
-    image of the same scan is corrected well."""
+    image of the same scan is corrected well. (The modulus model of
+    mrideblur.mri.autofocus_magnitude does un-mix them: tests below.)"""
     si = make_shot_index(N, NSHOT, "sequential")
     ref = reference_shot(si)
     motion = motion_track(NSHOT, "step", 3.0, 3.0, seed=0)
@@ -147,3 +149,68 @@ def test_progress_cancel_and_bad_input():
         autofocus(img, si[:-1])
     with pytest.raises(ValueError, match="2D image"):
         autofocus(img[None], si)
+
+
+def _magnitude_case(ordering: str, kind: str, name: str, seed: int):
+    """(magnitude image, shot map, true motion, truth in the reference frame, motion-free image)."""
+    si = make_shot_index(N, NSHOT, ordering)
+    ref = reference_shot(si)
+    motion = motion_track(NSHOT, kind, 3.0, 3.0, seed=seed)
+    img = _anatomy(name)
+    corrupted = _foreign(img, si, motion, 0.01, seed)
+    truth = _move(img, *motion[ref])
+    clean = _foreign(truth, si, 0 * motion, 0.01, seed)
+    return np.abs(corrupted), si, motion, truth, clean
+
+
+def _modulus_fraction(ordering: str, kind: str, name: str, seed: int) -> tuple[float, float]:
+    """(PSNR gain in dB, fraction of the lost PSNR recovered) of correct_magnitude given the
+    true motion."""
+    mag, si, motion, truth, clean = _magnitude_case(ordering, kind, name, seed)
+    p_in, p_clean = psnr(mag, truth, fit_scale=True), psnr(clean, truth, fit_scale=True)
+    p_out = psnr(correct_magnitude(mag, si, motion).image, truth, fit_scale=True)
+    return p_out - p_in, (p_out - p_in) / (p_clean - p_in)
+
+
+def test_modulus_model_undoes_step_motion_in_a_magnitude_image_given_the_true_motion():
+    """Sequential step motion, foreign simulator, two anatomies: with the true motion the
+    model |sum_s F^H M_s F T_s x| (x real) wins back over half of the PSNR the motion cost
+    (measured 0.74 and 0.65 at 64x64, 8 shots), where the line-by-line correction of F|c| loses
+    (test above)."""
+    for name, seed in (("axial", 0), ("coronal", 1)):
+        gain, fraction = _modulus_fraction("sequential", "step", name, seed)
+        assert gain > 6 and fraction >= 0.5, (name, seed, gain, fraction)
+
+
+@pytest.mark.slow
+def test_modulus_model_undoes_interleaved_random_motion_given_the_true_motion():
+    """Interleaved random motion (strong ghosts on the background): the continuation starts
+    are what reach the right minimum; median over three anatomies at least half recovered
+    (measured 0.83, 0.68, 0.98)."""
+    fractions = [_modulus_fraction("interleaved", "random", name, 1)[1] for name in ("axial", "coronal", "sagittal")]
+    assert np.median(fractions) >= 0.5, fractions
+
+
+def test_correct_magnitude_report_cancel_and_bad_input():
+    mag, si, motion, _, _ = _magnitude_case("sequential", "step", "axial", 0)
+    calls = []
+    res = correct_magnitude(mag, si, motion, max_iter=5, progress=lambda s, t, msg: calls.append((s, t)))
+    assert calls and all(0 < s <= t for s, t in calls)
+    assert res.image.dtype == np.float32 and res.image.shape == mag.shape and res.image.min() >= 0
+    assert res.report["method"] == "magnitude-model" and not res.report["cancelled"]
+    assert len(res.report["starts"]) == 3 and 0 <= res.report["chosen_start"] < 3
+    assert np.allclose(res.motion, motion) and np.all(res.motion[0] == 0)
+    # the image keeps the input's intensity scale (magnitudes within a few percent)
+    assert 0.8 < np.sum(res.image) / np.sum(mag) < 1.2
+    stopped = correct_magnitude(mag, si, motion, cancel=lambda: True)
+    assert stopped.report["cancelled"] and stopped.image.shape == mag.shape
+    with pytest.raises(ValueError, match="complex"):
+        correct_magnitude(mag.astype(complex), si, motion)
+    with pytest.raises(ValueError, match="motion"):
+        correct_magnitude(mag, si, motion[:-1])
+    with pytest.raises(ValueError, match="all zero"):
+        correct_magnitude(np.zeros_like(mag), si, motion)
+    with pytest.raises(ValueError, match="l1_weight"):
+        correct_magnitude(mag, si, motion, l1_weight=-1)
+    with pytest.raises(ValueError, match="shot_index"):
+        correct_magnitude(mag, si[:-1], motion)
