@@ -258,6 +258,7 @@ def joint_motion_lbfgs(
                 break
         theta = np.zeros((nshot, npar))
         theta[free] = tv.detach().cpu().double().numpy()
+        theta = _fill_unseen(theta, si, ref)
         x_prev = torch.view_as_complex(xv.detach()).cpu().numpy()
         hist["levels"].append({"shape": shape, "cost": trace, "evaluations": nevals[0], "seconds": time.perf_counter() - t0})
         if hist["cancelled"]:
@@ -268,6 +269,23 @@ def joint_motion_lbfgs(
     if ref:  # back to the frame of shot 0; the image is then in the reference shot's frame
         theta = rebase_motion(theta, 0)
     return x_prev.astype(np.complex64), theta, hist
+
+
+def _fill_unseen(theta: np.ndarray, shot_index: np.ndarray, ref: int) -> np.ndarray:
+    """Shots that own no line of a level got no gradient there: give them the motion of the
+    nearest shot in time (shot number) that was seen, a start the next, finer level can refine
+    (sequential orderings: the outer shots are only seen at full resolution; step and drift
+    motion make neighbours in time alike)."""
+    seen = np.zeros(len(theta), bool)
+    seen[np.unique(shot_index[shot_index >= 0])] = True
+    seen[ref] = True
+    if seen.all() or not seen.any():
+        return theta
+    idx = np.flatnonzero(seen)
+    out = theta.copy()
+    for s in np.flatnonzero(~seen):
+        out[s] = theta[idx[np.argmin(np.abs(idx - s))]]
+    return out
 
 
 def _cg_image(model: MultiShotSenseTorch, y: torch.Tensor, theta: torch.Tensor, sens: torch.Tensor,
