@@ -135,8 +135,10 @@ def write_markdown(rows: list[dict], out: Path, command: str, ncases: int, total
         "the aligned-SENSE start).", "",
         "## Summary (median / worst over cases)", "",
     ]
-    for accel in sorted({r["case"].split("/")[2] for r in rows}):
-        lines += _summary([r for r in rows if r["case"].split("/")[2] == accel], f"{accel}")
+    groups = sorted({tuple(r["case"].split("/")[1:3]) for r in rows}, key=lambda g: (g[1], g[0]))
+    for ordering, accel in groups:
+        lines += _summary([r for r in rows if tuple(r["case"].split("/")[1:3]) == (ordering, accel)],
+                          f"{accel}, {ordering}")
     lines += ["## Per case", "", "| case | method | PSNR dB | SSIM | rot RMSE | trans RMSE | seconds | Spearman |",
               "|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -153,6 +155,7 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated case indices of the suite (0-11)")
     ap.add_argument("--threads", type=int, default=None, help="torch / BLAS threads (default: torch's choice)")
     ap.add_argument("--no-jsmoco", action="store_true", help="leave out the JSMoCo rows")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the markdown from the .jsonl rows")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -165,7 +168,10 @@ def main() -> None:
     rows: list[dict] = []
     if raw.exists():
         rows = [json.loads(line) for line in raw.read_text().splitlines() if line.strip()]
-    command = "python benchmarks/motion.py" + " ".join([""] + sys.argv[1:])
+    command = "python benchmarks/motion.py" + " ".join([""] + [a for a in sys.argv[1:] if a != "--report-only"])
+    if args.report_only:
+        write_markdown(rows, out, command, len({r["key"] for r in rows}), len(suite_all))
+        return
     for c in cases:
         have = [r for r in rows if r.get("key") == _key(c)]
         if have and (args.no_jsmoco or any(r["method"].startswith("JSMoCo") for r in have)):
