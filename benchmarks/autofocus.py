@@ -18,10 +18,13 @@ motion-free image; *recovered* = (autofocus - input) / (motion-free - input), th
 the PSNR lost to motion that autofocus wins back; *true-motion fix* = the PSNR gain of the
 line-by-line correction with the **true** motion (the adjoint of the single-coil model), an
 upper bound for what any per-shot motion estimate can do with this model; motion RMSE against
-the truth.
+the truth. Magnitude rows add *modulus model, true motion*: the PSNR gain, the recovered
+fraction and the seconds of :func:`mrideblur.mri.autofocus_magnitude.correct_magnitude` given the
+**true** motion (the forward model ``|sum_s F^H M_s F T_s x|`` with ``x`` real): what a magnitude
+image gives back once the motion is known, since autofocus cannot estimate it from one.
 
-Run: ``python benchmarks/autofocus.py`` (writes ``benchmarks/autofocus.md``, a few minutes on 2
-cores with one torch thread).
+Run: ``python benchmarks/autofocus.py`` (writes ``benchmarks/autofocus.md``, about 20 minutes on
+2 cores with one torch thread, most of it the modulus-model corrections).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from mrideblur.io.anatomy import mni_slice, shepp_logan  # noqa: E402
 from mrideblur.metrics import psnr  # noqa: E402
 from mrideblur.mri.align import rebase_motion, reference_shot  # noqa: E402
 from mrideblur.mri.autofocus import _adjoint_image, autofocus  # noqa: E402
+from mrideblur.mri.autofocus_magnitude import correct_magnitude  # noqa: E402
 from mrideblur.mri.fourier import fft, ifft  # noqa: E402
 from mrideblur.mri.shots import make_shot_index  # noqa: E402
 from mrideblur.mri.simulate import motion_track  # noqa: E402
@@ -104,39 +108,55 @@ def main(argv: list[str] | None = None) -> int:
                     k = torch.as_tensor(fft(data.astype(np.complex128))).to(torch.complex64)
                     fix = psnr(_adjoint_image(k, masks, theta).numpy(), truth, fit_scale=True) - p_in
                     err = res.motion - motion
+                    mod_fix = mod_rec = mod_sec = float("nan")
+                    if data_kind == "magnitude":
+                        t0 = time.perf_counter()
+                        p_mod = psnr(correct_magnitude(data, si, motion).image, truth, fit_scale=True)
+                        mod_sec = time.perf_counter() - t0
+                        mod_fix, mod_rec = p_mod - p_in, (p_mod - p_in) / (p_clean - p_in)
                     rows.append(dict(ordering=ordering, kind=kind, anatomy=name, seed=seed, data=data_kind, p_in=p_in,
                                      p_af=p_af, p_clean=p_clean, rec=(p_af - p_in) / (p_clean - p_in), fix=fix,
                                      rot=float(np.sqrt(np.mean(err[:, 0] ** 2))),
-                                     tr=float(np.sqrt(np.mean(err[:, 1:] ** 2))), sec=sec))
+                                     tr=float(np.sqrt(np.mean(err[:, 1:] ** 2))), sec=sec, mod_fix=mod_fix,
+                                     mod_rec=mod_rec, mod_sec=mod_sec))
                     r = rows[-1]
                     print(f"{ordering:11s} {name:8s} {seed} {data_kind:9s} in {p_in:5.2f} af {p_af:5.2f} clean "
                           f"{p_clean:5.2f} rec {r['rec']:+.2f} fix {fix:+.2f} rot {r['rot']:.2f} tr {r['tr']:.2f} "
-                          f"{sec:.1f}s", flush=True)
+                          f"{sec:.1f}s" + (f" | modulus model, true motion: {mod_fix:+.2f} dB, rec {mod_rec:+.2f}, "
+                                           f"{mod_sec:.1f}s" if data_kind == "magnitude" else ""), flush=True)
     load1 = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     lines = [f"# Autofocus on a foreign simulator ({'quick' if args.quick else 'full'} mode)", "",
              f"- Command: `python benchmarks/autofocus.py{' --quick' if args.quick else ''}`",
              f"- Date: {started} UTC; {os.cpu_count()} CPUs shared with other work (load {load0} -> {load1}); "
              f"torch {torch.__version__}, 1 thread; Python {platform.python_version()}",
              f"- {n}x{n} images, {nshot} shots, 1% noise; simulator and columns: see the docstring of "
-             "`benchmarks/autofocus.py`. *recovered* = share of the PSNR lost to motion won back.", "",
+             "`benchmarks/autofocus.py`. *recovered* = share of the PSNR lost to motion won back.",
+             "- *true-motion fix*: line-by-line correction of `F image` with the true motion. *modulus model, true "
+             "motion*: `correct_magnitude` (forward model `|sum_s F^H M_s F T_s x|`, `x` real) given the true motion; "
+             "magnitude rows only (autofocus cannot estimate the motion from a magnitude image).", "",
              "## Summary (median over anatomies and seeds)", "",
              "| ordering, motion | data | input PSNR | autofocus PSNR | motion-free | recovered (median) | cases >= 0.5 | "
-             "true-motion fix | rot RMSE (deg) | trans RMSE (px) | seconds |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "true-motion fix | rot RMSE (deg) | trans RMSE (px) | seconds | modulus model, true motion: fix | "
+             "recovered (median) | cases >= 0.5 | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for ordering in ("sequential", "interleaved"):
         for data_kind in ("complex", "magnitude"):
             sel = [r for r in rows if r["ordering"] == ordering and r["data"] == data_kind]
             med = lambda k: float(np.median([r[k] for r in sel]))  # noqa: E731
+            mod = (f"{med('mod_fix'):+.2f} dB | {med('mod_rec'):+.2f} | {sum(r['mod_rec'] >= 0.5 for r in sel)}/{len(sel)} | "
+                   f"{med('mod_sec'):.1f} |" if data_kind == "magnitude" else "- | - | - | - |")
             lines.append(f"| {ordering}, {sel[0]['kind']} | {data_kind} | {med('p_in'):.2f} | {med('p_af'):.2f} | "
                          f"{med('p_clean'):.2f} | {med('rec'):+.2f} | {sum(r['rec'] >= 0.5 for r in sel)}/{len(sel)} | "
-                         f"{med('fix'):+.2f} dB | {med('rot'):.2f} | {med('tr'):.2f} | {med('sec'):.1f} |")
+                         f"{med('fix'):+.2f} dB | {med('rot'):.2f} | {med('tr'):.2f} | {med('sec'):.1f} | {mod}")
     lines += ["", "## Every case", "",
               "| ordering | anatomy | seed | data | input | autofocus | motion-free | recovered | true-motion fix | "
-              "rot RMSE | trans RMSE |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "rot RMSE | trans RMSE | modulus model, true motion: fix | recovered |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        mod = f"{r['mod_fix']:+.2f} | {r['mod_rec']:+.2f} |" if r["data"] == "magnitude" else "- | - |"
         lines.append(f"| {r['ordering']} | {r['anatomy']} | {r['seed']} | {r['data']} | {r['p_in']:.2f} | "
                      f"{r['p_af']:.2f} | {r['p_clean']:.2f} | {r['rec']:+.2f} | {r['fix']:+.2f} | {r['rot']:.2f} | "
-                     f"{r['tr']:.2f} |")
+                     f"{r['tr']:.2f} | {mod}")
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
     return 0

@@ -19,10 +19,41 @@ metric can see. A **magnitude** image has lost the phase, and for a real object 
 (``c`` the corrupted complex image) holds at line ``k`` about the *average* of what the shots
 that acquired ``k`` and ``-k`` saw, since ``|c| ~ Re(c)`` where the object outshines its ghosts
 and ``F Re(c)(k) = (C(k) + conj C(-k)) / 2``. Where those two shots moved differently their
-data are mixed, and no per-shot motion applied line by line un-mixes them: with the *true*
-motion the line-by-line correction of a magnitude image hardly improves it. This module then
-still runs (the estimate is what the data allow) but the README section on NIfTI studies gives
-the measured figures: expect little or nothing from magnitude images of sequential orderings.
+data are mixed, and no per-shot motion applied line by line to ``F |c|`` un-mixes them: with
+the *true* motion that correction changes a magnitude image by -0.7 dB (sequential step) and
++1.9 dB (interleaved random), medians of ``benchmarks/autofocus.md``.
+
+The modulus belongs in the forward model instead: ``m = |sum_s F^H M_s F T(theta_s) x|`` with
+``x`` real (:mod:`mrideblur.mri.autofocus_magnitude`). With the *true* motion it does un-mix
+the shots (:func:`~mrideblur.mri.autofocus_magnitude.correct_magnitude`;
+``benchmarks/autofocus.md``, 96x96, 16 shots, medians over four anatomies and four seeds):
++10.3 dB and 0.78 of the lost PSNR for sequential step motion (12/16 cases >= 0.5; the
+Shepp-Logan phantom only 0.18-0.29), +21.7 dB and 0.96 for interleaved random motion (13/16),
+about 20 s per image on one thread. A smooth object phase of up to 1.5 rad (moving with the
+object) barely changes that (-0.3 and -0.6 dB on two 96x96 sequential-step cases), and
+estimating a second-order polynomial phase as well gains about 0.2 dB, so ``x`` stays real.
+
+What a magnitude image cannot give back is the motion. In the modulus model the data (``ny nx``
+real values) are fitted exactly by some real ``x`` for *every* motion, so only priors on ``x``
+can decide it, and the ones measured do not (96x96, 16 shots, sequential step, four anatomies):
+
+* the objective (data + TV + l1 + ``x >= 0``, minimised over ``x``) is lowest at the true motion
+  along the line from zero to it, but the basin is about a quarter of the motion wide and zero
+  motion is a local minimum; setting one of ``rot, ty, tx`` to its true value alone raises it;
+* joint L-BFGS over ``(x, theta)``, L-BFGS over ``theta`` with ``x`` re-solved at every step
+  (with and without a support mask, three random starts, the temporal TV prior), and the
+  gradient entropy of the re-solved ``x`` with implicit derivatives all end at zero motion or at
+  wrong motion (rotation / translation RMSE 1-2.8 deg / 0.8-2.2 px, against 1.2-2.2 deg /
+  0.9-1.8 px for zero motion), recovering -0.37 to +0.02 of the lost PSNR;
+* with free per-shot motion some of those end points score *better* than the true motion does
+  with the same inner solver (axial seed 0: gradient entropy 7.47 against 7.50, support-masked
+  objective 1.32 against 1.38), so the fault is in the criterion, not only in the optimiser.
+
+This function therefore still runs on a magnitude image (the estimate is what the data allow:
+``benchmarks/autofocus.md`` measures a median of -0.13 / -0.00 of the lost PSNR recovered,
+sequential / interleaved); a magnitude image is only corrected where the motion comes from
+elsewhere (raw data of the same scan, a navigator, a tracker), with
+:func:`~mrideblur.mri.autofocus_magnitude.correct_magnitude`.
 
 Estimation
 ----------

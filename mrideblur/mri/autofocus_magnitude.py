@@ -38,8 +38,8 @@ final objective is kept. Measured on the foreign simulator of ``benchmarks/autof
 What it does not do: estimate the motion. In that model every motion fits the data exactly
 (as many unknowns as data), so the motion is decided by the priors alone; the objective is
 lowest at the true motion along the line from zero to it, but in a basin about a quarter of
-the motion wide, with zero motion a local minimum, and with free per-shot motion lower minima
-than the truth exist. See :mod:`mrideblur.mri.autofocus` ("What an image can and cannot give
+the motion wide, with zero motion a local minimum, and with free per-shot motion the searches
+end at wrong motions that score better than the true one. See :mod:`mrideblur.mri.autofocus` ("What an image can and cannot give
 back") for the measured attempts.
 """
 
