@@ -38,6 +38,24 @@ def test_stack_progress_and_cancel():
     assert stopped.shape == (48, 48)
 
 
+def test_warm_start_continues_cg():
+    """A warm start from 10 iterations, run 10 more, equals 20 cold iterations' residual level,
+    and is far better than 10 cold ones; a wrong-shaped start is refused."""
+    case = _case(size=64)
+    args = (case.kspace, case.shot_index, case.truth["sens"], case.truth["motion"])
+    x10 = sense_recon(*args, max_iter=10)
+    x20 = sense_recon(*args, max_iter=20)
+    warm = sense_recon(*args, max_iter=10, x0=x10)
+    from mrideblur.mri import MultiShotSense
+
+    A = MultiShotSense(case.truth["sens"], case.shot_index, case.truth["motion"])
+    res = lambda x: np.linalg.norm(A.N(x) - A.H(case.kspace))  # noqa: E731
+    assert res(warm) < 0.5 * res(x10)
+    assert res(warm) < 3 * res(x20)
+    with pytest.raises(ValueError, match="x0"):
+        sense_recon(*args, max_iter=5, x0=np.zeros((8, 8), np.complex64))
+
+
 def test_tikhonov_shrinks():
     case = _case(size=48)
     x0 = sense_recon(case.kspace, case.shot_index, case.truth["sens"], max_iter=10)

@@ -49,6 +49,7 @@ def sense_recon(
     stack: bool | None = None,
     progress: ProgressFn | None = None,
     cancel: Callable[[], bool] | None = None,
+    x0: np.ndarray | None = None,
 ) -> np.ndarray:
     """Reconstruct the image from multi-shot k-space with known coils and motion (CG-SENSE).
 
@@ -76,6 +77,9 @@ def sense_recon(
     progress : callable(step, total, message), optional
     cancel : callable() -> bool, optional
         Polled every iteration; True stops early and returns the current estimate.
+    x0 : complex array shaped like the image, optional
+        Starting image (a warm start, e.g. the previous estimate under nearly the same model);
+        default zeros. Not available for stacks.
 
     Returns
     -------
@@ -90,6 +94,8 @@ def sense_recon(
     if stack:
         if y.ndim != 4:
             raise ValueError(f"kspace: a stack must be (slices, coils, ky, kx), got shape {y.shape}")
+        if x0 is not None:
+            raise ValueError("x0: a warm start is implemented for one slice or volume, not for a stack")
         sens = np.asarray(sens)
         if sens.ndim == 3:
             raise ValueError(f"sens: a stack needs maps per slice (slices, coils, ny, nx), got shape {sens.shape}")
@@ -108,12 +114,15 @@ def sense_recon(
         return np.stack(out)
     sens = check_sens(sens, y.shape)
     A = MultiShotSense(sens, si, motion)
-    return _cg(A, y, lam, max_iter, tol, progress, cancel)
+    if x0 is not None and tuple(np.shape(x0)) != tuple(A.ishape):
+        raise ValueError(f"x0: expected an image of shape {tuple(A.ishape)}, got {np.shape(x0)}")
+    return _cg(A, y, lam, max_iter, tol, progress, cancel, x0)
 
 
-def _cg(A: MultiShotSense, y: np.ndarray, lam: float, max_iter: int, tol: float, progress, cancel) -> np.ndarray:
+def _cg(A: MultiShotSense, y: np.ndarray, lam: float, max_iter: int, tol: float, progress, cancel,
+        x0: np.ndarray | None = None) -> np.ndarray:
     AHy = A.H(y)
-    x = np.zeros(A.ishape, dtype=AHy.dtype)
+    x = np.zeros(A.ishape, dtype=AHy.dtype) if x0 is None else np.array(x0, dtype=AHy.dtype)
     normal = A.N if lam == 0 else A.N + lam * sp.linop.Identity(A.ishape)
     alg = sp.alg.ConjugateGradient(normal, AHy, x, max_iter=max_iter, tol=tol * float(np.linalg.norm(AHy)))
     it = 0
