@@ -10,8 +10,8 @@ JSMoCo seconds include the aligned-SENSE start. The fast sampler runs 4 posterio
 the uncertainty column is the Spearman correlation between their per-pixel std and the absolute
 error of their mean, inside the object mask.
 
-Run: ``python benchmarks/motion.py [--quick] [--cases N | --only I,J] [--threads T] [--no-jsmoco]``
-(writes ``benchmarks/motion.md`` and its raw rows ``benchmarks/motion.jsonl``, or
+Run: ``python benchmarks/motion.py [--quick] [--cases N | --only I,J] [--threads T] [--no-jsmoco] [--out MD]``
+(writes ``benchmarks/motion.md`` and its raw rows ``benchmarks/motion.jsonl`` unless ``--out``, or
 ``motion_quick.*`` with ``--quick``: 96x96, 8 shots, interleaved random only). The markdown is
 rewritten after every case and a rerun skips the cases already in the ``.jsonl`` (a case run
 with ``--no-jsmoco`` is redone whole when JSMoCo rows are asked for later).
@@ -123,11 +123,23 @@ def _summary(rows: list[dict], title: str) -> list[str]:
     return lines + [""]
 
 
+def _code_version() -> str:
+    """``git describe`` of the checkout that ran the benchmark (``-dirty`` with local changes)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).parent,
+                              capture_output=True, text=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def write_markdown(rows: list[dict], out: Path, command: str, ncases: int, total: int) -> None:
     lines = [
         "# Motion correction benchmark", "",
         f"Command: `{command}`; last updated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
-        f"{os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}; mrideblur {__version__}; "
+        f"{os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}; mrideblur {__version__} "
+        f"(git {_code_version()}); "
         f"{ncases} of {total} cases done. Raw rows: `{out.with_suffix('.jsonl').name}` (a rerun skips the cases "
         "already there).", "",
         "The *gap to oracle* is the oracle's PSNR minus the method's on the same case (negative: better than "
@@ -156,6 +168,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch / BLAS threads (default: torch's choice)")
     ap.add_argument("--no-jsmoco", action="store_true", help="leave out the JSMoCo rows")
     ap.add_argument("--report-only", action="store_true", help="rewrite the markdown from the .jsonl rows")
+    ap.add_argument("--out", default=None,
+                    help="markdown to write (raw rows next to it as .jsonl); default benchmarks/motion.md")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -163,7 +177,7 @@ def main() -> None:
     cases = suite_all[: args.cases]
     if args.only:
         cases = [suite_all[int(i)] for i in args.only.split(",")]
-    out = Path(__file__).with_name("motion_quick.md" if args.quick else "motion.md")
+    out = Path(args.out) if args.out else Path(__file__).with_name("motion_quick.md" if args.quick else "motion.md")
     raw = out.with_suffix(".jsonl")
     rows: list[dict] = []
     if raw.exists():
