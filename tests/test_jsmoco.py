@@ -138,3 +138,27 @@ def test_motion_step_moves_from_a_nearly_right_start(small_case):
     before = np.sqrt(np.mean((start - tm) ** 2))
     after = np.sqrt(np.mean((phys.theta.double().numpy() - tm) ** 2))
     assert after < 0.3 * before, (before, after)
+
+
+def test_uncertainty_is_the_chains_std_with_pooled_variance(small_case):
+    """``std_pool=0``: the per-pixel std of the chains' magnitudes; ``std_pool=s``: the square
+    root of their variance smoothed by a Gaussian of ``s`` pixels (same seed, same chains)."""
+    from scipy import ndimage
+
+    case = small_case
+    prior = ScorePrior.default()
+    from mrideblur.mri import sense_recon
+
+    x0 = sense_recon(case.kspace, case.shot_index, case.truth["sens"], case.truth["motion"], max_iter=10)
+    kw = dict(seed=4, estimate_coils=False)
+    base = dict(nsamples=3, steps=4, motion_every=0, coil_every=0)
+    raw = jsmoco(case.kspace, case.shot_index, case.truth["sens"], case.truth["motion"], x0, prior,
+                 JSMoCoOptions(std_pool=0, **base), **kw)
+    pooled = jsmoco(case.kspace, case.shot_index, case.truth["sens"], case.truth["motion"], x0, prior,
+                    JSMoCoOptions(std_pool=1.5, **base), **kw)
+    np.testing.assert_allclose(raw["samples"], pooled["samples"], atol=1e-6)
+    var = np.abs(raw["samples"]).astype(np.float64).var(0, ddof=1)
+    np.testing.assert_allclose(raw["uncertainty"], np.sqrt(var), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(pooled["uncertainty"], np.sqrt(ndimage.gaussian_filter(var, 1.5, mode="nearest")),
+                               rtol=1e-4, atol=1e-7)
+    assert pooled["uncertainty"].std() < raw["uncertainty"].std()

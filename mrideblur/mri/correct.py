@@ -70,8 +70,9 @@ class Result:
         ``||M_s (A x - y)|| / ||M_s y||`` per shot), ``history`` (cost traces per level and
         round), ``seconds`` (per stage), ``versions``, ``cancelled``.
     uncertainty : float32 like ``image``, or None
-        ``method="jsmoco"`` with ``nsamples > 1``: per-pixel standard deviation of the magnitude
-        over the posterior samples (image units).
+        ``method="jsmoco"`` with ``nsamples > 1``: standard deviation of the magnitude over the
+        posterior samples (image units), the variance pooled over a 1.5-pixel Gaussian window
+        (:class:`mrideblur.mri.jsmoco.JSMoCoOptions` ``std_pool``).
     """
 
     image: np.ndarray
