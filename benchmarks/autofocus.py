@@ -39,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -49,24 +48,10 @@ from mrideblur.metrics import psnr  # noqa: E402
 from mrideblur.mri.align import rebase_motion, reference_shot  # noqa: E402
 from mrideblur.mri.autofocus import _adjoint_image, autofocus  # noqa: E402
 from mrideblur.mri.autofocus_magnitude import correct_magnitude  # noqa: E402
-from mrideblur.mri.fourier import fft, ifft  # noqa: E402
+from mrideblur.mri.fourier import fft  # noqa: E402
 from mrideblur.mri.shots import make_shot_index  # noqa: E402
 from mrideblur.mri.simulate import motion_track  # noqa: E402
-
-
-def move(x: np.ndarray, rot: float, ty: float, tx: float) -> np.ndarray:
-    y = ndimage.rotate(x, rot, reshape=False, order=3, mode="constant") if rot else x
-    return ndimage.shift(y, (ty, tx), order=3, mode="constant") if (ty or tx) else y
-
-
-def foreign(image: np.ndarray, si: np.ndarray, motion: np.ndarray, noise: float, seed: int) -> np.ndarray:
-    k = np.zeros(image.shape, complex)
-    for s in range(motion.shape[0]):
-        k += (si == s)[:, None] * fft(move(image, *motion[s]))
-    rng = np.random.default_rng(seed)
-    sigma = noise * np.abs(image).max() / np.sqrt(2)
-    k += rng.normal(0, sigma, k.shape) + 1j * rng.normal(0, sigma, k.shape)
-    return ifft(k)
+from mrideblur.mri.simulate_simple import corrupt_image, move_ndimage  # noqa: E402
 
 
 def anatomy(name: str, n: int) -> np.ndarray:
@@ -94,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
             img = anatomy(name, n)
             for seed in seeds:
                 motion = motion_track(nshot, kind, 3.0, 3.0, seed=seed)
-                c = foreign(img, si, motion, 0.01, seed)
-                truth = move(img, *motion[ref])
-                clean = foreign(truth, si, 0 * motion, 0.01, seed)
+                c = corrupt_image(img, si, motion, 0.01, seed)
+                truth = move_ndimage(img, *motion[ref])
+                clean = corrupt_image(truth, si, 0 * motion, 0.01, seed)
                 p_clean = psnr(clean, truth, fit_scale=True)
                 theta = torch.as_tensor(rebase_motion(motion, ref), dtype=torch.float32)
                 for data_kind, data in (("complex", c), ("magnitude", np.abs(c))):

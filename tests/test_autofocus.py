@@ -1,8 +1,9 @@
 """Autofocus (mrideblur.mri.autofocus) against motion made by routes it shares nothing with.
 
-The "foreign" simulator below moves the image with scipy.ndimage.rotate and .shift (cubic
-splines, rotation about the array centre (N - 1) / 2, not the N // 2 of our Fourier shears),
-takes each shot's lines of its FFT and adds 1% complex noise. mrideblur.mri.simulate (2x finer
+The "foreign" simulator (mrideblur.mri.simulate_simple) moves the image with
+scipy.ndimage.rotate and .shift (cubic splines, rotation about the array centre (N - 1) / 2,
+not the N // 2 of our Fourier shears), takes each shot's lines of its FFT and adds 1% complex
+noise. mrideblur.mri.simulate (2x finer
 object, its own spline mover, coil maps) is the second route. Anatomies: MNI152 axial and
 coronal slices and Shepp-Logan; two seeds each.
 """
@@ -22,6 +23,7 @@ from mrideblur.mri.autofocus_magnitude import correct_magnitude
 from mrideblur.mri.fourier import fft, ifft
 from mrideblur.mri.shots import make_shot_index
 from mrideblur.mri.simulate import motion_track, simulate
+from mrideblur.mri.simulate_simple import corrupt_image, move_ndimage
 
 N = 64
 NSHOT = 8
@@ -37,22 +39,6 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
-def _move(x: np.ndarray, rot: float, ty: float, tx: float) -> np.ndarray:
-    y = ndimage.rotate(x, rot, reshape=False, order=3, mode="constant") if rot else x
-    return ndimage.shift(y, (ty, tx), order=3, mode="constant") if (ty or tx) else y
-
-
-def _foreign(image: np.ndarray, shot_index: np.ndarray, motion: np.ndarray, noise: float, seed: int) -> np.ndarray:
-    """Complex corrupted image: per-shot spline motion, FFT, shot lines, 1% noise."""
-    k = np.zeros(image.shape, complex)
-    for s in range(motion.shape[0]):
-        k += (shot_index == s)[:, None] * fft(_move(image, *motion[s]))
-    rng = np.random.default_rng(seed)
-    sigma = noise * np.abs(image).max() / np.sqrt(2)
-    k += rng.normal(0, sigma, k.shape) + 1j * rng.normal(0, sigma, k.shape)
-    return ifft(k)
-
-
 def _anatomy(name: str) -> np.ndarray:
     return shepp_logan(N) if name == "shepp" else mni_slice(name, 0.55, N)
 
@@ -64,9 +50,9 @@ def _recovery(name: str, seed: int) -> tuple[float, float, float]:
     ref = reference_shot(si)
     motion = motion_track(NSHOT, "step", 3.0, 3.0, seed=seed)
     img = _anatomy(name)
-    corrupted = _foreign(img, si, motion, 0.01, seed)
-    truth = _move(img, *motion[ref])
-    clean = _foreign(truth, si, 0 * motion, 0.01, seed)
+    corrupted = corrupt_image(img, si, motion, 0.01, seed)
+    truth = move_ndimage(img, *motion[ref])
+    clean = corrupt_image(truth, si, 0 * motion, 0.01, seed)
     res = autofocus(corrupted, si)
     return tuple(psnr(v, truth, fit_scale=True) for v in (corrupted, res.image, clean))  # type: ignore[return-value]
 
@@ -98,7 +84,7 @@ def test_motion_relative_to_shot0_on_our_simulator():
     assert np.sqrt(np.mean(err[:, 1:] ** 2)) < 0.5, res.motion
     assert np.sqrt(np.mean(err[:, 0] ** 2)) < 1.5, res.motion
     ref = reference_shot(case.shot_index)
-    truth = _move(np.abs(case.truth["image"]), *truth_motion[ref])
+    truth = move_ndimage(np.abs(case.truth["image"]), *truth_motion[ref])
     assert psnr(res.image, truth, fit_scale=True) > psnr(image, truth, fit_scale=True) + 3
 
 
@@ -111,8 +97,8 @@ def test_magnitude_images_mix_the_shots_of_each_line_pair():
     ref = reference_shot(si)
     motion = motion_track(NSHOT, "step", 3.0, 3.0, seed=0)
     img = mni_slice("axial", 0.55, N)
-    corrupted = _foreign(img, si, motion, 0.0, 0)
-    truth = _move(img, *motion[ref])
+    corrupted = corrupt_image(img, si, motion, 0.0, 0)
+    truth = move_ndimage(img, *motion[ref])
     masks = torch.as_tensor((si[None] == np.arange(NSHOT)[:, None]).astype(np.float32))
     theta = torch.as_tensor(rebase_motion(motion, ref), dtype=torch.float32)
     gains = {}
@@ -157,9 +143,9 @@ def _magnitude_case(ordering: str, kind: str, name: str, seed: int):
     ref = reference_shot(si)
     motion = motion_track(NSHOT, kind, 3.0, 3.0, seed=seed)
     img = _anatomy(name)
-    corrupted = _foreign(img, si, motion, 0.01, seed)
-    truth = _move(img, *motion[ref])
-    clean = _foreign(truth, si, 0 * motion, 0.01, seed)
+    corrupted = corrupt_image(img, si, motion, 0.01, seed)
+    truth = move_ndimage(img, *motion[ref])
+    clean = corrupt_image(truth, si, 0 * motion, 0.01, seed)
     return np.abs(corrupted), si, motion, truth, clean
 
 
