@@ -31,8 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 import torch
+from scipy import ndimage
 
 from .align import fit_coil_coeffs
 from .coils import PolynomialCoilModel, normalize_sens
