@@ -38,7 +38,7 @@ COIL_OPTIONS = ("espirit", "joint")
 #: Rounds of coil re-estimation + motion refinement for ``coils="joint"`` (at most), and the
 #: largest motion change (degrees / pixels) below which they stop.  Most cases stop after 2-3
 #: rounds; hard ones crawl (a random R = 2 case: 2.2, 1.0, 0.4, 0.12, ... degrees or pixels per
-#: round, 32.5 dB after 3 rounds, 35.1 after 8, oracle 36.7), hence up to 6.
+#: round, 32.5 dB after 3 rounds, 34.3 after 6, 35.1 after 8, oracle 36.7), hence up to 6.
 MAX_COIL_ROUNDS = 6
 #: Total degree of the polynomial coil model of ``coils="joint"`` (28 functions per coil in 2D;
 #: MNI maps of the simulator fit to 0.1% inside the head) and (image, coils) alternations per round.

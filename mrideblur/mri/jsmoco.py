@@ -118,8 +118,9 @@ class JSMoCoOptions:
     std_pool : float
         Width (Gaussian sigma, pixels) of the window over which the per-pixel variance of the
         chains is pooled before the square root: with ``n`` chains a single pixel's std is off by
-        about ``1 / sqrt(2 (n - 1))`` (41% for 4 chains); pooling over ~30 neighbours (1.5 px)
-        brings that to a few percent at the cost of resolution. 0: raw per-pixel std.
+        about ``1 / sqrt(2 (n - 1))`` (41% for 4 chains); a 1.5-px Gaussian spans ``4 pi sigma^2``
+        ~ 28 pixels, which would bring that to ~8% if neighbours were independent, at the cost
+        of resolution. 0: raw per-pixel std.
     """
 
     sampler: str = "fast"
