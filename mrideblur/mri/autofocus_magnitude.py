@@ -96,9 +96,9 @@ def magnitude_forward(x: torch.Tensor, theta: torch.Tensor, masks: torch.Tensor)
 
 
 def _tv(x: torch.Tensor) -> torch.Tensor:
-    gy = x[1:, :-1] - x[:-1, :-1]
-    gx = x[:-1, 1:] - x[:-1, :-1]
-    return torch.sqrt(gy * gy + gx * gx + _EPS_TV * _EPS_TV).sum()
+    gy = x[..., 1:, :-1] - x[..., :-1, :-1]
+    gx = x[..., :-1, 1:] - x[..., :-1, :-1]
+    return torch.sqrt(gy * gy + gx * gx + _EPS_TV * _EPS_TV).sum((-2, -1))
 
 
 def _objective(x: torch.Tensor, m: torch.Tensor, theta: torch.Tensor, masks: torch.Tensor, tv_weight: float,
