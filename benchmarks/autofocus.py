@@ -23,14 +23,20 @@ fraction and the seconds of :func:`mrideblur.mri.autofocus_magnitude.correct_mag
 **true** motion (the forward model ``|sum_s F^H M_s F T_s x|`` with ``x`` real): what a magnitude
 image gives back once the motion is known, since autofocus cannot estimate it from one.
 
-Run: ``python benchmarks/autofocus.py`` (writes ``benchmarks/autofocus.md``, about 20 minutes on
-2 cores with one torch thread, most of it the modulus-model corrections).
+Magnitude rows add *step autofocus*: :func:`mrideblur.mri.autofocus_step.step_autofocus`, which
+estimates one move (the step shot and ``rot, ty, tx``) from the magnitude image alone under the
+modulus model and corrects with it; *step shot (true)* is the first shot after the move it
+found (``-``: none beat zero motion) and, in brackets, the simulator's moves.
+
+Run: ``python benchmarks/autofocus.py --workers 2`` (writes ``benchmarks/autofocus.md``; about
+45 minutes on 2 cores, one torch thread per worker, most of it the step autofocus).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import multiprocessing
 import os
 import platform
 import sys
@@ -48,6 +54,7 @@ from mrideblur.metrics import psnr  # noqa: E402
 from mrideblur.mri.align import rebase_motion, reference_shot  # noqa: E402
 from mrideblur.mri.autofocus import _adjoint_image, autofocus  # noqa: E402
 from mrideblur.mri.autofocus_magnitude import correct_magnitude  # noqa: E402
+from mrideblur.mri.autofocus_step import step_autofocus  # noqa: E402
 from mrideblur.mri.fourier import fft  # noqa: E402
 from mrideblur.mri.shots import make_shot_index  # noqa: E402
 from mrideblur.mri.simulate import motion_track  # noqa: E402
@@ -60,58 +67,82 @@ def anatomy(name: str, n: int) -> np.ndarray:
     return mni_slice(name, 0.55 if name == "axial" else 0.5, n)
 
 
+def run_case(job: tuple) -> list[dict]:
+    """Both data kinds of one (ordering, motion kind, anatomy, seed) case; printed as it goes."""
+    ordering, kind, name, seed, n, nshot = job
+    torch.set_num_threads(1)
+    si = make_shot_index(n, nshot, ordering)
+    ref = reference_shot(si)
+    masks = torch.as_tensor((si[None] == np.arange(nshot)[:, None]).astype(np.float32))
+    img = anatomy(name, n)
+    motion = motion_track(nshot, kind, 3.0, 3.0, seed=seed)
+    c = corrupt_image(img, si, motion, 0.01, seed)
+    truth = move_ndimage(img, *motion[ref])
+    clean = corrupt_image(truth, si, 0 * motion, 0.01, seed)
+    p_clean = psnr(clean, truth, fit_scale=True)
+    theta = torch.as_tensor(rebase_motion(motion, ref), dtype=torch.float32)
+    rows = []
+    for data_kind, data in (("complex", c), ("magnitude", np.abs(c))):
+        t0 = time.perf_counter()
+        res = autofocus(data, si)
+        sec = time.perf_counter() - t0
+        p_in = psnr(data, truth, fit_scale=True)
+        p_af = psnr(res.image, truth, fit_scale=True)
+        k = torch.as_tensor(fft(data.astype(np.complex128))).to(torch.complex64)
+        fix = psnr(_adjoint_image(k, masks, theta).numpy(), truth, fit_scale=True) - p_in
+        err = res.motion - motion
+        r = dict(ordering=ordering, kind=kind, anatomy=name, seed=seed, data=data_kind, p_in=p_in, p_af=p_af,
+                 p_clean=p_clean, rec=(p_af - p_in) / (p_clean - p_in), fix=fix,
+                 rot=float(np.sqrt(np.mean(err[:, 0] ** 2))), tr=float(np.sqrt(np.mean(err[:, 1:] ** 2))), sec=sec,
+                 mod_fix=float("nan"), mod_rec=float("nan"), mod_sec=float("nan"), st_p=float("nan"),
+                 st_rec=float("nan"), st_rot=float("nan"), st_tr=float("nan"), st_sec=float("nan"), st_shot="-",
+                 true_shot="-")
+        if data_kind == "magnitude":
+            t0 = time.perf_counter()
+            p_mod = psnr(correct_magnitude(data, si, motion).image, truth, fit_scale=True)
+            r["mod_sec"] = time.perf_counter() - t0
+            r["mod_fix"], r["mod_rec"] = p_mod - p_in, (p_mod - p_in) / (p_clean - p_in)
+            t0 = time.perf_counter()
+            st = step_autofocus(data, si)
+            r["st_sec"] = time.perf_counter() - t0
+            r["st_p"] = psnr(st.image, truth, fit_scale=True)
+            r["st_rec"] = (r["st_p"] - p_in) / (p_clean - p_in)
+            e = st.motion - motion
+            r["st_rot"], r["st_tr"] = float(np.sqrt(np.mean(e[:, 0] ** 2))), float(np.sqrt(np.mean(e[:, 1:] ** 2)))
+            r["st_shot"] = "-" if st.report["step_shot"] is None else str(st.report["step_shot"])
+            moves = np.flatnonzero(np.any(np.diff(motion, axis=0) != 0, axis=1)) + 1
+            r["true_shot"] = ",".join(str(v) for v in moves[:3]) + ("..." if len(moves) > 3 else "") or "-"
+        rows.append(r)
+        print(f"{ordering:11s} {name:8s} {seed} {data_kind:9s} in {p_in:5.2f} af {p_af:5.2f} clean "
+              f"{p_clean:5.2f} rec {r['rec']:+.2f} fix {fix:+.2f} rot {r['rot']:.2f} tr {r['tr']:.2f} "
+              f"{sec:.1f}s" + (f" | modulus model, true motion: {r['mod_fix']:+.2f} dB, rec {r['mod_rec']:+.2f} | "
+                               f"step autofocus {r['st_p']:.2f} rec {r['st_rec']:+.2f} step {r['st_shot']} "
+                               f"(true {r['true_shot']}) {r['st_sec']:.0f}s" if data_kind == "magnitude" else ""),
+              flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--workers", type=int, default=1, help="cases run in parallel processes (one torch thread each)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     n, nshot, seeds = (64, 8, (0, 1)) if args.quick else (96, 16, (0, 1, 2, 3))
     out = args.out or REPO / "benchmarks" / ("autofocus_quick.md" if args.quick else "autofocus.md")
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     load0 = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    rows = []
-    for ordering, kind in (("sequential", "step"), ("interleaved", "random")):
-        si = make_shot_index(n, nshot, ordering)
-        ref = reference_shot(si)
-        masks = torch.as_tensor((si[None] == np.arange(nshot)[:, None]).astype(np.float32))
-        for name in ("axial", "coronal", "sagittal", "shepp"):
-            img = anatomy(name, n)
-            for seed in seeds:
-                motion = motion_track(nshot, kind, 3.0, 3.0, seed=seed)
-                c = corrupt_image(img, si, motion, 0.01, seed)
-                truth = move_ndimage(img, *motion[ref])
-                clean = corrupt_image(truth, si, 0 * motion, 0.01, seed)
-                p_clean = psnr(clean, truth, fit_scale=True)
-                theta = torch.as_tensor(rebase_motion(motion, ref), dtype=torch.float32)
-                for data_kind, data in (("complex", c), ("magnitude", np.abs(c))):
-                    t0 = time.perf_counter()
-                    res = autofocus(data, si)
-                    sec = time.perf_counter() - t0
-                    p_in = psnr(data, truth, fit_scale=True)
-                    p_af = psnr(res.image, truth, fit_scale=True)
-                    k = torch.as_tensor(fft(data.astype(np.complex128))).to(torch.complex64)
-                    fix = psnr(_adjoint_image(k, masks, theta).numpy(), truth, fit_scale=True) - p_in
-                    err = res.motion - motion
-                    mod_fix = mod_rec = mod_sec = float("nan")
-                    if data_kind == "magnitude":
-                        t0 = time.perf_counter()
-                        p_mod = psnr(correct_magnitude(data, si, motion).image, truth, fit_scale=True)
-                        mod_sec = time.perf_counter() - t0
-                        mod_fix, mod_rec = p_mod - p_in, (p_mod - p_in) / (p_clean - p_in)
-                    rows.append(dict(ordering=ordering, kind=kind, anatomy=name, seed=seed, data=data_kind, p_in=p_in,
-                                     p_af=p_af, p_clean=p_clean, rec=(p_af - p_in) / (p_clean - p_in), fix=fix,
-                                     rot=float(np.sqrt(np.mean(err[:, 0] ** 2))),
-                                     tr=float(np.sqrt(np.mean(err[:, 1:] ** 2))), sec=sec, mod_fix=mod_fix,
-                                     mod_rec=mod_rec, mod_sec=mod_sec))
-                    r = rows[-1]
-                    print(f"{ordering:11s} {name:8s} {seed} {data_kind:9s} in {p_in:5.2f} af {p_af:5.2f} clean "
-                          f"{p_clean:5.2f} rec {r['rec']:+.2f} fix {fix:+.2f} rot {r['rot']:.2f} tr {r['tr']:.2f} "
-                          f"{sec:.1f}s" + (f" | modulus model, true motion: {mod_fix:+.2f} dB, rec {mod_rec:+.2f}, "
-                                           f"{mod_sec:.1f}s" if data_kind == "magnitude" else ""), flush=True)
+    jobs = [(ordering, kind, name, seed, n, nshot) for ordering, kind in (("sequential", "step"), ("interleaved", "random"))
+            for name in ("axial", "coronal", "sagittal", "shepp") for seed in seeds]
+    if args.workers > 1:
+        with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+            rows = [r for rs in pool.imap(run_case, jobs) for r in rs]
+    else:
+        rows = [r for job in jobs for r in run_case(job)]
     load1 = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     lines = [f"# Autofocus on a foreign simulator ({'quick' if args.quick else 'full'} mode)", "",
-             f"- Command: `python benchmarks/autofocus.py{' --quick' if args.quick else ''}`",
+             f"- Command: `python benchmarks/autofocus.py{' --quick' if args.quick else ''} --workers {args.workers}`",
              f"- Date: {started} UTC; {os.cpu_count()} CPUs shared with other work (load {load0} -> {load1}); "
              f"torch {torch.__version__}, 1 thread; Python {platform.python_version()}",
              f"- {n}x{n} images, {nshot} shots, 1% noise; simulator and columns: see the docstring of "
@@ -133,15 +164,33 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {ordering}, {sel[0]['kind']} | {data_kind} | {med('p_in'):.2f} | {med('p_af'):.2f} | "
                          f"{med('p_clean'):.2f} | {med('rec'):+.2f} | {sum(r['rec'] >= 0.5 for r in sel)}/{len(sel)} | "
                          f"{med('fix'):+.2f} dB | {med('rot'):.2f} | {med('tr'):.2f} | {med('sec'):.1f} | {mod}")
+    lines += ["", "## Magnitude images: step autofocus (`mrideblur.mri.autofocus_step.step_autofocus`)", "",
+              "One move per scan, searched globally under the modulus model (median over anatomies and seeds; "
+              "*step found*: cases whose estimated step shot is the true one).", "",
+              "| ordering, motion | input PSNR | step autofocus PSNR | motion-free | recovered (median) | "
+              "recovered (MNI only, median) | cases >= 0.5 | step found | rot RMSE (deg) | trans RMSE (px) | seconds |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for ordering in ("sequential", "interleaved"):
+        sel = [r for r in rows if r["ordering"] == ordering and r["data"] == "magnitude"]
+        med = lambda k, rs=sel: float(np.median([r[k] for r in rs]))  # noqa: E731
+        mni = [r for r in sel if r["anatomy"] != "shepp"]
+        found = sum(r["st_shot"] == r["true_shot"] for r in sel)
+        lines.append(f"| {ordering}, {sel[0]['kind']} | {med('p_in'):.2f} | {med('st_p'):.2f} | {med('p_clean'):.2f} | "
+                     f"{med('st_rec'):+.2f} | {med('st_rec', mni):+.2f} | {sum(r['st_rec'] >= 0.5 for r in sel)}/{len(sel)} | "
+                     f"{found}/{len(sel)} | {med('st_rot'):.2f} | {med('st_tr'):.2f} | {med('st_sec'):.0f} |")
     lines += ["", "## Every case", "",
               "| ordering | anatomy | seed | data | input | autofocus | motion-free | recovered | true-motion fix | "
-              "rot RMSE | trans RMSE | modulus model, true motion: fix | recovered |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "rot RMSE | trans RMSE | modulus model, true motion: fix | recovered | step autofocus | recovered | "
+              "step shot (true) | rot / trans RMSE | seconds |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        mod = f"{r['mod_fix']:+.2f} | {r['mod_rec']:+.2f} |" if r["data"] == "magnitude" else "- | - |"
+        mag = r["data"] == "magnitude"
+        mod = f"{r['mod_fix']:+.2f} | {r['mod_rec']:+.2f} |" if mag else "- | - |"
+        st = (f" {r['st_p']:.2f} | {r['st_rec']:+.2f} | {r['st_shot']} ({r['true_shot']}) | {r['st_rot']:.2f} / "
+              f"{r['st_tr']:.2f} | {r['st_sec']:.0f} |" if mag else " - | - | - | - | - |")
         lines.append(f"| {r['ordering']} | {r['anatomy']} | {r['seed']} | {r['data']} | {r['p_in']:.2f} | "
                      f"{r['p_af']:.2f} | {r['p_clean']:.2f} | {r['rec']:+.2f} | {r['fix']:+.2f} | {r['rot']:.2f} | "
-                     f"{r['tr']:.2f} | {mod}")
+                     f"{r['tr']:.2f} | {mod}{st}")
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
     return 0

@@ -59,13 +59,21 @@ from scipy.optimize import minimize
 
 from .. import __version__
 from .align import rebase_motion, reference_shot
-from .autofocus_magnitude import L1_WEIGHT, NEGATIVE_WEIGHT, TV_WEIGHT, _EPS_L1, _EPS_MOD, _tv, correct_magnitude
+from .autofocus_magnitude import (
+    _EPS_L1,
+    _EPS_MOD,
+    L1_WEIGHT,
+    NEGATIVE_WEIGHT,
+    TV_WEIGHT,
+    _tv,
+    correct_magnitude,
+)
 from .correct import Result
 from .fourier import fft_torch, ifft_torch
 from .motion_torch import rigid2d_torch
 from .shots import count_shots, validate_shot_index
 
-__all__ = ["step_autofocus", "step_objective", "step_motion"]
+__all__ = ["step_autofocus", "step_motion", "step_objective"]
 
 #: Most pixels solved in one batch (candidates x ny x nx): bounds memory (~1 GB at this size).
 BATCH_PIXELS = 2_000_000
