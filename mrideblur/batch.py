@@ -1,8 +1,9 @@
 """``mrideblur batch``: correct whole directories of studies on Dask, resumably.
 
 One **task** per 2D slice (per volume for 3D k-space): a task reads only its slice, runs the
-library's estimator (:func:`mrideblur.mri.correct.correct` for k-space,
-:func:`mrideblur.mri.autofocus.autofocus` for NIfTI magnitude images) and writes the slice's
+library's estimator (:func:`mrideblur.mri.correct.correct` for k-space; for NIfTI magnitude
+images :func:`mrideblur.mri.autofocus_step.step_autofocus`, one move per slice, or with
+``motion_model="per-shot"`` :func:`mrideblur.mri.autofocus.autofocus`) and writes the slice's
 result to ``OUT/<study>/.parts/slice_NNNN.npz``. When every slice of a study is there, the
 client reassembles them into the study's outputs and writes ``report.json`` last:
 
@@ -68,6 +69,8 @@ HDF5_SUFFIXES = (".h5", ".hdf5")
 INPUT_SUFFIXES = NIFTI_SUFFIXES + HDF5_SUFFIXES
 #: Methods for NIfTI magnitude images (no raw k-space).
 NIFTI_METHODS = ("autofocus", "jsmoco")
+#: NIfTI autofocus motion models (:class:`BatchOptions`).
+MOTION_MODELS = ("step", "per-shot")
 #: Columns of ``summary.csv``.
 SUMMARY_COLUMNS = ("input", "study", "status", "slices", "psnr_uncorrected_db", "psnr_corrected_db",
                    "seconds", "peak_rss_mb", "output", "error")
@@ -99,7 +102,13 @@ class BatchOptions:
     coils : {"espirit", "joint"}
         k-space methods: coil maps.
     max_iter : int or None
-        Iterations at the coarsest level (``None``: the method's default).
+        Iterations at the coarsest level (``None``: the method's default); for the step
+        autofocus, the L-BFGS iterations of each inner solve and of the final correction.
+    motion_model : {"step", "per-shot"}
+        NIfTI autofocus: one move per slice searched under the magnitude model
+        (:mod:`mrideblur.mri.autofocus_step`), or free per-shot motion by gradient entropy
+        (:func:`mrideblur.mri.autofocus.autofocus`; recovers nothing from magnitude images,
+        ``benchmarks/autofocus.md``, and is kept for complex-valued images).
     device : str
         torch device of the estimator.
     seed : int
@@ -115,6 +124,7 @@ class BatchOptions:
     ordering: str = "interleaved"
     coils: str = "joint"
     max_iter: int | None = None
+    motion_model: str = "step"
     device: str = "cpu"
     seed: int = 0
     slices: str | None = None
@@ -288,6 +298,8 @@ def _check_options(st: Study) -> None:
                          + (" (autofocus is for NIfTI magnitude images)" if o.method == "autofocus" else ""))
     if o.shots < 1:
         raise ValueError(f"{st.input}: shots: expected >= 1, got {o.shots}")
+    if o.motion_model not in MOTION_MODELS:
+        raise ValueError(f"{st.input}: motion_model: expected one of {list(MOTION_MODELS)}, got {o.motion_model!r}")
 
 
 def _plan_nifti(st: Study) -> None:
@@ -549,7 +561,13 @@ def _run_nifti(spec: dict[str, Any], progress=None, cancel=None) -> dict[str, An
     kw: dict[str, Any] = {"device": o.device, "seed": o.seed, "progress": progress, "cancel": cancel}
     if o.max_iter is not None:
         kw["max_iter"] = o.max_iter
-    if o.method == "autofocus":
+    if o.method == "autofocus" and o.motion_model == "step":
+        from .mri.autofocus_step import step_autofocus
+
+        if o.max_iter is not None:  # the inner solves' iterations; the final correction keeps its own
+            kw["n_iter"] = kw.pop("max_iter")
+        res = step_autofocus(img, si, **kw)
+    elif o.method == "autofocus":
         from .mri.autofocus import autofocus
 
         res = autofocus(img, si, **kw)
@@ -947,6 +965,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pe-axis", type=int, default=None,
                    help="NIfTI: array axis of the phase encoding (0, 1 or 2); required for NIfTI inputs")
     p.add_argument("--slice-axis", type=int, default=2, help="NIfTI volumes: axis across the 2D slices (default 2)")
+    add_motion_model(p)
+
+
+def add_motion_model(p: argparse.ArgumentParser) -> None:
+    """``--motion-model`` of NIfTI autofocus (``correct`` and ``batch``)."""
+    p.add_argument("--motion-model", choices=MOTION_MODELS, default="step",
+                   help="NIfTI autofocus: one move per slice under the magnitude model (step, default), or free "
+                        "per-shot motion by gradient entropy (per-shot; for complex images, it recovers nothing "
+                        "from magnitude)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -993,7 +1020,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if not args.source.exists():
         raise ValueError(f"{args.source}: no such directory or manifest")
     options = BatchOptions(method=args.method, pe_axis=args.pe_axis, slice_axis=args.slice_axis, shots=args.shots,
-                           ordering=args.ordering, coils=args.coils, max_iter=args.max_iter, device=args.device,
+                           ordering=args.ordering, coils=args.coils, max_iter=args.max_iter,
+                           motion_model=args.motion_model, device=args.device,
                            seed=args.seed, slices=args.slices)
     workers = args.workers if args.workers is not None else (1 if str(args.device).startswith("cuda") else None)
     rows = run_batch(args.source, args.out, options, scheduler=args.scheduler, workers=workers, progress=not args.quiet)
@@ -1026,6 +1054,7 @@ def correct_nifti_command(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out}: exists and is not a directory")
     options = BatchOptions(method=args.method, pe_axis=args.pe_axis, slice_axis=getattr(args, "slice_axis", 2),
                            shots=args.shots, ordering=args.ordering, max_iter=getattr(args, "max_iter", None),
+                           motion_model=getattr(args, "motion_model", "step"),
                            device=args.device, seed=args.seed)
     target = out.resolve()
     st = Study(id=target.name, input=Path(args.input), options=options)

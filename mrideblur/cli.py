@@ -625,6 +625,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _add_correct(sub: argparse._SubParsersAction) -> None:
+    from .batch import add_motion_model
+
     p = sub.add_parser(
         "correct",
         help="correct rigid motion in multi-shot multi-coil k-space (case .h5, fastMRI, ISMRMRD)",
@@ -637,7 +639,7 @@ def _add_correct(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="OUT_DIR")
     p.add_argument("--method", choices=("none", "aligned-sense", "jsmoco", "autofocus"), default="aligned-sense",
                    help="jsmoco: diffusion-prior joint estimation (mrideblur.mri.jsmoco); autofocus: NIfTI "
-                        "magnitude images (mrideblur.mri.autofocus); the others need k-space")
+                        "magnitude images (see --motion-model); the others need k-space")
     p.add_argument("--nsamples", type=int, default=1,
                    help="jsmoco: posterior samples; > 1 also writes uncertainty.nii.gz")
     p.add_argument("--sampler", choices=("fast", "pc"), default="fast",
@@ -648,12 +650,15 @@ def _add_correct(sub: argparse._SubParsersAction) -> None:
                    help="jsmoco: start from aligned-SENSE, or from zero motion and ESPIRiT maps")
     p.add_argument("--coils", choices=("espirit", "joint"), default="joint",
                    help="coil maps: ESPIRiT on the corrupted data, or re-estimated with the motion")
-    p.add_argument("--max-iter", type=int, default=150, help="L-BFGS iterations at the coarsest level")
+    p.add_argument("--max-iter", type=int, default=None,
+                   help="L-BFGS iterations at the coarsest level (default: the method's own, 150 for k-space "
+                        "methods); NIfTI step autofocus: iterations of each inner solve (default 80)")
     p.add_argument("--shots", type=int, default=16, help="fastMRI/ISMRMRD: number of shots to assume")
     p.add_argument("--ordering", choices=("interleaved", "sequential"), default="interleaved",
                    help="fastMRI: shot ordering to assume (the file does not store it)")
     p.add_argument("--pe-axis", type=int, default=None, help="NIfTI: array axis of the phase encoding (required)")
     p.add_argument("--slice-axis", type=int, default=2, help="NIfTI volumes: axis across the 2D slices (default 2)")
+    add_motion_model(p)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=_positive_int, default=None,
@@ -705,8 +710,8 @@ def cmd_correct(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with ProgressBar(enabled=not args.quiet, desc="correct") as bar:
         result = correct(case.kspace, case.shot_index, method=args.method, sens=case.sens, coils=args.coils,
-                         max_iter=args.max_iter, device=args.device, seed=args.seed, progress=bar,
-                         stack=case.kind == "stack", nsamples=args.nsamples, sampler=args.sampler,
+                         max_iter=150 if args.max_iter is None else args.max_iter, device=args.device,
+                         seed=args.seed, progress=bar, stack=case.kind == "stack", nsamples=args.nsamples, sampler=args.sampler,
                          prior=args.prior, init=args.init)
         uncorrected = result.image if args.method == "none" else correct(
             case.kspace, case.shot_index, method="none", sens=result.sens, stack=case.kind == "stack").image

@@ -70,7 +70,7 @@ def _visible_files(out: Path) -> list[Path]:
 def _batch_cmd(src: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "mrideblur.cli", "batch", str(src), "--method", "autofocus", "--pe-axis", "1",
             "--shots", "8", "--ordering", "sequential", "--max-iter", "15", "--workers", "2", "--out", str(out),
-            "--quiet"]
+            "--motion-model", "per-shot", "--quiet"]  # the fast estimator: this tests the batch machinery
 
 
 def test_killed_batch_resumes_where_it_stopped(tmp_path):
@@ -142,7 +142,8 @@ def test_bad_inputs_fail_their_rows_on_a_given_scheduler(tmp_path):
     (tmp_path / "list.csv").write_text("input,truth,pe_axis\ngood.nii.gz,truth.nii.gz,1\ncut.nii.gz,,1\n"
                                        "junk.nii.gz,,1\nmissing.nii.gz,,1\nraw.h5,,\n")
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        rows = run_batch(tmp_path / "list.csv", tmp_path / "out", BatchOptions(method="autofocus", shots=8, max_iter=10),
+        rows = run_batch(tmp_path / "list.csv", tmp_path / "out", BatchOptions(method="autofocus", shots=8, max_iter=10,
+                                                                                motion_model="per-shot"),
                          scheduler=cluster.scheduler_address, progress=False)
     by = {r["study"]: r for r in rows}
     assert [r["study"] for r in _read_summary(tmp_path / "out")] == ["good", "cut", "junk", "missing", "raw"]

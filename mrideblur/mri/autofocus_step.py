@@ -29,9 +29,10 @@ was lowest at the grid point next to the true motion on every development case (
 planes, 96x96, 16 sequential shots), with a basin about one pixel / one degree wide and zero
 motion a local minimum. It is searched globally, in three stages:
 
-1. for every step shot ``b``, a translation grid (``rot = 0``, ``trans_step`` pixels over
-   ``+-max_trans``), each ``J`` from L-BFGS on ``x`` (``n_iter`` iterations from ``x = m / s``,
-   candidates solved as one batch);
+1. for every step shot ``b``, a translation grid (``trans_step`` pixels over ``+-max_trans``)
+   at a few rotations (``coarse_rot_step`` degrees apart: 0 and +-2 for ``max_rot = 3``; with
+   rotation 0 alone a 3-degree move was missed), each ``J`` from L-BFGS on ``x`` (``n_iter``
+   iterations from ``x = m / s``, candidates solved as one batch);
 2. for the ``top_steps`` best ``b``: a rotation grid (``rot_step`` degrees over ``+-max_rot``)
    times the best translation +- one grid step;
 3. for the two best of stage 2, Powell's method on ``theta`` (``x`` re-solved from the stage-2
@@ -43,8 +44,8 @@ images from a simulator that shares no code with this one: ``benchmarks/autofocu
 
 Limits: one move per scan (a drift or several moves are fitted by the best single step);
 motion larger than ``max_rot`` / ``max_trans`` is not searched; the search costs about
-``(nshot - 1) * (2 max_trans + 1)^2`` inner solves (about 2 minutes for a 96x96 image with 16
-shots on one CPU thread; it grows with the pixel count).
+``(nshot - 1) * 3 * (2 max_trans + 1)^2`` inner solves (about 4 minutes for a 96x96 image with
+16 shots on one CPU thread, ``benchmarks/autofocus.md``; it grows with the pixel count).
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def step_motion(nshot: int, step_shot: int, theta: np.ndarray, ref: int) -> np.n
     return rebase_motion(mref, 0)
 
 
-def step_objective(image: np.ndarray, shot_index: np.ndarray, step_shot: int, theta, n_iter: int = 80,
+def step_objective(image: np.ndarray, shot_index: np.ndarray, step_shot: int, theta, n_iter: int = 50,
                    device: str = "cpu") -> float:
     """``J(b, theta)`` of the module notes for one step shot and motion (image scaled by its
     99.5th percentile, as in the search): lower is more plausible.
@@ -194,8 +195,9 @@ def step_autofocus(
     max_trans: float = 3.0,
     rot_step: float = 1.0,
     trans_step: float = 1.0,
+    coarse_rot_step: float = 2.0,
     top_steps: int = 3,
-    n_iter: int = 80,
+    n_iter: int = 50,
     refine_evals: int = 80,
     correct_iter: int = 300,
     device: str = "cpu",
@@ -217,6 +219,8 @@ def step_autofocus(
     rot_step, trans_step : float
         Grid spacing of stages 1-2 (degrees, pixels); the true motion's basin is about one
         unit wide, so coarser grids can miss it.
+    coarse_rot_step : float
+        Spacing of stage 1's rotations (degrees), ``k * coarse_rot_step`` within ``+-max_rot``.
     top_steps : int
         Step shots carried from stage 1 to stage 2.
     n_iter : int
@@ -264,7 +268,8 @@ def step_autofocus(
     nshot = count_shots(si)
     if nshot < 2:
         raise ValueError(f"shot_index: a step needs at least two shots, got {nshot}")
-    for name, v in (("max_rot", max_rot), ("max_trans", max_trans), ("rot_step", rot_step), ("trans_step", trans_step)):
+    for name, v in (("max_rot", max_rot), ("max_trans", max_trans), ("rot_step", rot_step), ("trans_step", trans_step),
+                    ("coarse_rot_step", coarse_rot_step)):
         if not np.isfinite(v) or v <= 0:
             raise ValueError(f"{name}: expected a finite value > 0, got {v}")
     for name, v in (("top_steps", top_steps), ("n_iter", n_iter), ("refine_evals", refine_evals),
@@ -279,8 +284,10 @@ def step_autofocus(
     steps = [b for b in range(1, nshot) if 0 < float(_line_masks(si, b, ref, dev)[1].sum()) < int((si >= 0).sum())]
     trans = np.arange(-max_trans, max_trans + 1e-9, trans_step)
     rots = np.arange(-max_rot, max_rot + 1e-9, rot_step)
-    grid_a = torch.as_tensor([[0.0, ty, tx] for ty, tx in itertools.product(trans, trans)], dtype=torch.float32,
-                             device=dev)
+    k = int(np.floor(max_rot / coarse_rot_step + 1e-9))
+    rots_a = coarse_rot_step * np.arange(-k, k + 1)
+    grid_a = torch.as_tensor([[r, ty, tx] for r, ty, tx in itertools.product(rots_a, trans, trans)],
+                             dtype=torch.float32, device=dev)
     n_b = 9 * len(rots)
     # progress in inner-solver evaluations (estimated: ~1.1 per L-BFGS iteration)
     chunk = max(1, BATCH_PIXELS // int(m.numel()))
@@ -299,7 +306,7 @@ def step_autofocus(
                 progress(min(done, total - 1), total, msg)
         return f
 
-    stages: dict[str, list] = {"translation_grid": [], "rotation_grid": [], "refine": []}
+    stages: dict[str, list] = {"coarse_grid": [], "rotation_grid": [], "refine": []}
     cancelled = False
     f_zero = float("nan")
     best: tuple[float, int, np.ndarray] | None = None
@@ -307,12 +314,12 @@ def step_autofocus(
         stage_a = []
         for b in steps:
             ma, mb = _line_masks(si, b, ref, dev)
-            f, _ = _solve_chunked(m, grid_a, ma, mb, n_iter, tick(f"step autofocus: translations, step at shot {b}"))
+            f, _ = _solve_chunked(m, grid_a, ma, mb, n_iter, tick(f"step autofocus: coarse grid, step at shot {b}"))
             if not np.isfinite(f_zero):
                 f_zero = float(f[(grid_a == 0).all(1)][0])
             i = int(torch.argmin(f))
             stage_a.append((float(f[i]), b, grid_a[i].cpu().numpy()))
-            stages["translation_grid"].append({"step_shot": b, "objective": float(f[i]),
+            stages["coarse_grid"].append({"step_shot": b, "objective": float(f[i]),
                                                "theta": grid_a[i].cpu().tolist()})
         stage_a.sort(key=lambda r: r[0])
         stage_b = []
@@ -359,6 +366,7 @@ def step_autofocus(
         "method": "step-autofocus",
         "parameters": {"model": "|F^H (M_A F x + M_B F T(theta) x)|, x real, one move", "max_rot": float(max_rot),
                        "max_trans": float(max_trans), "rot_step": float(rot_step), "trans_step": float(trans_step),
+                       "coarse_rot_step": float(coarse_rot_step),
                        "top_steps": int(top_steps), "n_iter": int(n_iter), "refine_evals": int(refine_evals),
                        "correct_iter": int(correct_iter), "scale": scale, "device": str(device), "seed": int(seed)},
         "reference_shot": int(ref),
