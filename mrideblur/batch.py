@@ -74,7 +74,7 @@ MOTION_MODELS = ("step", "per-shot")
 #: Columns of ``summary.csv``.
 SUMMARY_COLUMNS = ("input", "study", "status", "slices", "psnr_uncorrected_db", "psnr_corrected_db",
                    "seconds", "peak_rss_mb", "output", "error")
-MANIFEST_COLUMNS = ("input", "truth", "id", "pe_axis", "slice_axis", "shots", "ordering", "slices")
+MANIFEST_COLUMNS = ("input", "truth", "id", "pe_axis", "slice_axis", "shots", "ordering", "slices", "motion_csv")
 EXIT_FAILED_ROWS = 3
 _PARTS = ".parts"
 _DONE = "report.json"
@@ -109,6 +109,12 @@ class BatchOptions:
         (:mod:`mrideblur.mri.autofocus_step`), or free per-shot motion by gradient entropy
         (:func:`mrideblur.mri.autofocus.autofocus`; recovers nothing from magnitude images,
         ``benchmarks/autofocus.md``, and is kept for complex-valued images).
+    motion_csv : str or None
+        NIfTI: a motion table (``[slice,]shot,rot_deg,ty,tx``, relative to shot 0, as
+        ``motion.csv`` outputs are written) from elsewhere — a navigator, a tracker, the raw-data
+        estimate of the same scan; each slice is then corrected with that motion under the
+        magnitude model (:func:`mrideblur.mri.autofocus_magnitude.correct_magnitude`) instead
+        of estimating it.
     device : str
         torch device of the estimator.
     seed : int
@@ -125,6 +131,7 @@ class BatchOptions:
     coils: str = "joint"
     max_iter: int | None = None
     motion_model: str = "step"
+    motion_csv: str | None = None
     device: str = "cpu"
     seed: int = 0
     slices: str | None = None
@@ -259,6 +266,9 @@ def discover(source: str | os.PathLike[str], options: BatchOptions, out_dir: Pat
                         st.options.ordering = row["ordering"]
                     if row.get("slices"):
                         st.options.slices = row["slices"]
+                    if row.get("motion_csv"):
+                        m = Path(row["motion_csv"])
+                        st.options.motion_csv = str(m if m.is_absolute() else src.parent / m)
                 except ValueError as exc:
                     st.error = str(exc)
                 studies.append(st)
@@ -298,6 +308,12 @@ def _check_options(st: Study) -> None:
                          + (" (autofocus is for NIfTI magnitude images)" if o.method == "autofocus" else ""))
     if o.shots < 1:
         raise ValueError(f"{st.input}: shots: expected >= 1, got {o.shots}")
+    if o.motion_csv:
+        from .io.results import read_motion_csv
+
+        if st.kind != "nifti" or o.method != "autofocus":
+            raise ValueError(f"{st.input}: a motion table (--motion-csv) is for NIfTI images with --method autofocus")
+        read_motion_csv(o.motion_csv, o.shots)  # fails here, with the file and line, before any work
     if o.motion_model not in MOTION_MODELS:
         raise ValueError(f"{st.input}: motion_model: expected one of {list(MOTION_MODELS)}, got {o.motion_model!r}")
 
@@ -561,7 +577,17 @@ def _run_nifti(spec: dict[str, Any], progress=None, cancel=None) -> dict[str, An
     kw: dict[str, Any] = {"device": o.device, "seed": o.seed, "progress": progress, "cancel": cancel}
     if o.max_iter is not None:
         kw["max_iter"] = o.max_iter
-    if o.method == "autofocus" and o.motion_model == "step":
+    if o.method == "autofocus" and o.motion_csv:
+        from .io.results import read_motion_csv
+        from .mri.autofocus_magnitude import correct_magnitude
+
+        table = read_motion_csv(o.motion_csv, o.shots)
+        key = 0 if index is None else int(index)
+        if key not in table:
+            raise ValueError(f"{o.motion_csv}: no motion rows for slice {key} (column 'slice')")
+        kw.pop("seed")
+        res = correct_magnitude(img, si, table[key], **kw)
+    elif o.method == "autofocus" and o.motion_model == "step":
         from .mri.autofocus_step import step_autofocus
 
         if o.max_iter is not None:  # the inner solves' iterations; the final correction keeps its own
@@ -757,7 +783,7 @@ def _assemble(out_dir: Path, st: Study, command: str) -> dict[str, Any]:
         folder.mkdir(parents=True, exist_ok=True)
         zooms = [float(z) for z in header.get_zooms()[:3]]
         write_nifti(folder / "corrected.nii.gz", vol, affine, header)
-        write_motion_csv(folder / "motion.csv", motion)
+        write_motion_csv(folder / "motion.csv", motion, slice_ids=ids if motion.ndim == 3 else None)
         report["voxel_size_mm"] = zooms
         report["outputs"] = ["corrected.nii.gz", "motion.csv", _DONE]
         write_json(folder / _DONE, report)
@@ -969,11 +995,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def add_motion_model(p: argparse.ArgumentParser) -> None:
-    """``--motion-model`` of NIfTI autofocus (``correct`` and ``batch``)."""
+    """``--motion-model`` and ``--motion-csv`` of NIfTI autofocus (``correct`` and ``batch``)."""
     p.add_argument("--motion-model", choices=MOTION_MODELS, default="step",
                    help="NIfTI autofocus: one move per slice under the magnitude model (step, default), or free "
                         "per-shot motion by gradient entropy (per-shot; for complex images, it recovers nothing "
                         "from magnitude)")
+    p.add_argument("--motion-csv", default=None, metavar="FILE",
+                   help="NIfTI: known motion ([slice,]shot,rot_deg,ty,tx relative to shot 0, e.g. from a navigator "
+                        "or tracker): correct each slice with it under the magnitude model instead of estimating")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -984,7 +1013,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Correct every NIfTI (autofocus) or k-space file (case .h5, fastMRI, ISMRMRD) in INPUT_DIR, or "
             "every row of a manifest .csv (columns: input, and optionally truth, id, pe_axis, slice_axis, "
-            "shots, ordering). One task per slice on a dask.distributed LocalCluster, or on the scheduler at "
+            "shots, ordering, slices, motion_csv). One task per slice on a dask.distributed LocalCluster, or on the scheduler at "
             "--scheduler. Each study gets a folder in OUT_DIR; OUT_DIR/summary.csv lists every input with its "
             "status, PSNR (when a truth exists), seconds and error. A rerun skips finished outputs. "
             "Exit status 3 when some inputs failed."
@@ -1021,7 +1050,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.source}: no such directory or manifest")
     options = BatchOptions(method=args.method, pe_axis=args.pe_axis, slice_axis=args.slice_axis, shots=args.shots,
                            ordering=args.ordering, coils=args.coils, max_iter=args.max_iter,
-                           motion_model=args.motion_model, device=args.device,
+                           motion_model=args.motion_model, motion_csv=args.motion_csv, device=args.device,
                            seed=args.seed, slices=args.slices)
     workers = args.workers if args.workers is not None else (1 if str(args.device).startswith("cuda") else None)
     rows = run_batch(args.source, args.out, options, scheduler=args.scheduler, workers=workers, progress=not args.quiet)
@@ -1055,6 +1084,7 @@ def correct_nifti_command(args: argparse.Namespace) -> int:
     options = BatchOptions(method=args.method, pe_axis=args.pe_axis, slice_axis=getattr(args, "slice_axis", 2),
                            shots=args.shots, ordering=args.ordering, max_iter=getattr(args, "max_iter", None),
                            motion_model=getattr(args, "motion_model", "step"),
+                           motion_csv=getattr(args, "motion_csv", None),
                            device=args.device, seed=args.seed)
     target = out.resolve()
     st = Study(id=target.name, input=Path(args.input), options=options)

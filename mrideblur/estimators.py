@@ -24,6 +24,11 @@ and the estimators come in two families, both present for both problems:
   (``method="jsmoco"``: motion and coils are updated along a diffusion posterior sweep, against
   the posterior mean of the image over the chains, which also give the uncertainty).
 
+A third, **profiled** search suits problems with few unknowns: the image is re-solved for every
+candidate parameter and the parameters are searched globally on a grid, then refined — the step
+autofocus of magnitude images (:mod:`mrideblur.mri.autofocus_step`, one move: four unknowns),
+where alternating from zero motion stays in the zero-motion local minimum.
+
 The pieces that make this pluggable are duck-typed, as in deepinv:
 
 - a *physics* (:class:`Physics`): ``A``, ``A_adjoint`` on torch tensors, optionally
@@ -80,7 +85,8 @@ class Estimator:
     name: str
     unknown: str
     prior: str
-    family: str  # "point" (alternating point estimates) or "posterior" (averaged over the image)
+    family: str  # "point" (alternating point estimates), "posterior" (averaged over the image) or
+    # "profiled" (image re-solved per candidate parameter, parameters searched on a grid)
     entry_point: str
 
 
@@ -95,6 +101,8 @@ ESTIMATORS: tuple[Estimator, ...] = (
               "mrideblur.mri.correct(method='aligned-sense', coils='joint')"),
     Estimator("MRI motion", "JSMoCo (Chen 2025)", "per-shot rigid motion, coil maps", "diffusion score",
               "posterior", "mrideblur.mri.correct(method='jsmoco')"),
-    Estimator("NIfTI magnitude motion", "autofocus (Atkinson 1997)", "per-shot rigid motion",
+    Estimator("NIfTI magnitude motion", "step autofocus under the modulus model", "one rigid move (step shot, "
+              "rot, ty, tx)", "TV + l1 + non-negativity", "profiled", "mrideblur.mri.autofocus_step.step_autofocus"),
+    Estimator("complex-image motion", "autofocus (Atkinson 1997)", "per-shot rigid motion",
               "gradient entropy", "point", "mrideblur.mri.autofocus.autofocus"),
 )

@@ -16,7 +16,8 @@ from .atomic import atomic_open, atomic_write
 from .images import to_jsonable, write_json
 from .nifti import write_nifti
 
-__all__ = ["write_motion_csv", "write_recon_h5", "write_correction_outputs", "affine_from_voxel_size"]
+__all__ = ["write_motion_csv", "read_motion_csv", "write_recon_h5", "write_correction_outputs",
+           "affine_from_voxel_size"]
 
 
 def affine_from_voxel_size(voxel_size_mm: tuple[float, ...] | None, ndim: int) -> np.ndarray:
@@ -37,13 +38,14 @@ def affine_from_voxel_size(voxel_size_mm: tuple[float, ...] | None, ndim: int) -
     return np.diag([dx, dy, dz, 1.0])
 
 
-def write_motion_csv(path: str | os.PathLike[str], motion: np.ndarray, voxel_size_mm: tuple[float, ...] | None = None) -> Path:
+def write_motion_csv(path: str | os.PathLike[str], motion: np.ndarray, voxel_size_mm: tuple[float, ...] | None = None,
+                     slice_ids: list[int] | None = None) -> Path:
     """Motion table in the CONVENTIONS.md CSV format.
 
     ``motion`` ``(nshot, 3)`` -> ``shot,rot_deg,ty,tx`` (+ ``ty_mm,tx_mm``); ``(nshot, 6)`` ->
     ``shot,rz_deg,ry_deg,rx_deg,tz,ty,tx`` (+ ``tz_mm,ty_mm,tx_mm``); ``(slices, nshot, 3)``
-    adds a leading ``slice`` column.  Millimetre columns appear when the voxel size is known
-    (array order, as in the case file).
+    adds a leading ``slice`` column (``slice_ids[i]`` for ``motion[i]``, default ``i``).
+    Millimetre columns appear when the voxel size is known (array order, as in the case file).
     """
     m = np.asarray(motion, dtype=float)
     stacked = m.ndim == 3
@@ -69,13 +71,76 @@ def write_motion_csv(path: str | os.PathLike[str], motion: np.ndarray, voxel_siz
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     for i, r in enumerate(rows):
-        row = ([i // nshot] if stacked else []) + [i % nshot] + [f"{v:.6f}" for v in r]
+        row = ([i // nshot if slice_ids is None else slice_ids[i // nshot]] if stacked else []) + [i % nshot] + \
+            [f"{v:.6f}" for v in r]
         if vs is not None:
             row += [f"{r[c] * s:.6f}" for c, s in zip(tcols, vs)]
         w.writerow(row)
     with atomic_open(path, "w") as f:
         f.write(buf.getvalue())
     return Path(path)
+
+
+def read_motion_csv(path: str | os.PathLike[str], nshot: int) -> dict[int, np.ndarray]:
+    """Read a 2D motion table (``[slice,]shot,rot_deg,ty,tx``, as :func:`write_motion_csv`
+    writes it; extra columns such as ``ty_mm`` are ignored).
+
+    Parameters
+    ----------
+    path : the ``.csv`` file
+    nshot : int, shots every slice must have (``0 .. nshot - 1``, each once)
+
+    Returns
+    -------
+    dict slice index -> ``(nshot, 3)`` float64 ``rot_deg, ty, tx`` (degrees, pixels, relative to
+    shot 0); a table without a ``slice`` column gives the key 0.
+
+    Raises
+    ------
+    ValueError
+        Missing file or columns, a non-numeric or non-finite value (naming the line and the
+        column), a shot outside ``0 .. nshot - 1`` or repeated, a slice with missing shots.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{p}: motion table not found")
+    need = ("shot", "rot_deg", "ty", "tx")
+    table: dict[int, dict[int, list[float]]] = {}
+    with open(p, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        cols = [c.strip() for c in (reader.fieldnames or [])]
+        missing = [c for c in need if c not in cols]
+        if missing:
+            raise ValueError(f"{p}: motion table needs the columns {list(need)} (and 'slice' for volumes); "
+                             f"missing {missing}, found {cols}")
+        for n, raw in enumerate(reader, start=2):
+            row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+            vals = {}
+            for c in ("slice", "shot", "rot_deg", "ty", "tx"):
+                if c == "slice" and "slice" not in cols:
+                    vals[c] = 0.0
+                    continue
+                try:
+                    vals[c] = float(row.get(c, ""))
+                except ValueError:
+                    raise ValueError(f"{p} line {n}: column {c!r}: expected a number, got {row.get(c)!r}") from None
+                if not np.isfinite(vals[c]):
+                    raise ValueError(f"{p} line {n}: column {c!r}: expected a finite number, got {row.get(c)!r}")
+            sl, shot = int(vals["slice"]), int(vals["shot"])
+            if shot != vals["shot"] or not 0 <= shot < nshot:
+                raise ValueError(f"{p} line {n}: column 'shot': expected an integer 0..{nshot - 1}, got {row['shot']!r}")
+            if shot in table.setdefault(sl, {}):
+                raise ValueError(f"{p} line {n}: slice {sl}, shot {shot} appears twice")
+            table[sl][shot] = [vals["rot_deg"], vals["ty"], vals["tx"]]
+    if not table:
+        raise ValueError(f"{p}: motion table has no rows")
+    out = {}
+    for sl, shots in table.items():
+        if len(shots) != nshot:
+            absent = sorted(set(range(nshot)) - set(shots))
+            raise ValueError(f"{p}: slice {sl}: expected {nshot} shots, shots {absent} are missing")
+        out[sl] = np.array([shots[s] for s in range(nshot)], dtype=np.float64)
+    return out
 
 
 def write_recon_h5(path: str | os.PathLike[str], image: np.ndarray, motion: np.ndarray, sens: np.ndarray,

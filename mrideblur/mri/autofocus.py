@@ -49,11 +49,14 @@ can decide it, and the ones measured do not (96x96, 16 shots, sequential step, f
   with the same inner solver (axial seed 0: gradient entropy 7.47 against 7.50, support-masked
   objective 1.32 against 1.38), so the fault is in the criterion, not only in the optimiser.
 
-This function therefore still runs on a magnitude image (the estimate is what the data allow:
-``benchmarks/autofocus.md`` measures a median of -0.13 / -0.00 of the lost PSNR recovered,
-sequential / interleaved); a magnitude image is only corrected where the motion comes from
-elsewhere (raw data of the same scan, a navigator, a tracker), with
-:func:`~mrideblur.mri.autofocus_magnitude.correct_magnitude`.
+Fewer unknowns make the same prior decisive: with **one move per scan** (the step shot and
+``rot, ty, tx``) the modulus model's objective, minimised over ``x``, ranks the true move
+first, and a global grid search finds it — :func:`mrideblur.mri.autofocus_step.step_autofocus`,
+the NIfTI default (``benchmarks/autofocus.md``). This function still runs on a magnitude image
+(the estimate is what free per-shot motion allows: a median of -0.13 / -0.00 of the lost PSNR
+recovered, sequential / interleaved); where the motion comes from elsewhere (raw data of the
+same scan, a navigator, a tracker), :func:`~mrideblur.mri.autofocus_magnitude.correct_magnitude`
+corrects a magnitude image with it.
 
 Estimation
 ----------

@@ -39,8 +39,9 @@ What it does not do: estimate the motion. In that model every motion fits the da
 (as many unknowns as data), so the motion is decided by the priors alone; the objective is
 lowest at the true motion along the line from zero to it, but in a basin about a quarter of
 the motion wide, with zero motion a local minimum, and with free per-shot motion the searches
-end at wrong motions that score better than the true one. See :mod:`mrideblur.mri.autofocus` ("What an image can and cannot give
-back") for the measured attempts.
+end at wrong motions that score better than the true one (:mod:`mrideblur.mri.autofocus`,
+"What an image can and cannot give back"). With one move per scan the same objective does
+rank the true motion first: :mod:`mrideblur.mri.autofocus_step` searches it globally.
 """
 
 from __future__ import annotations
