@@ -28,8 +28,8 @@ Magnitude rows of the sequential step cases add *step autofocus*:
 ``rot, ty, tx``) from the magnitude image alone under the modulus model and corrects with it;
 *step shot (true)* is the first shot after the move it found (``-``: none beat zero motion)
 and, in brackets, the simulator's. It is not run on the interleaved random cases (not one
-move; a development run at 64x64, 8 shots, recovered -0.00 to +0.02 there: it neither helps
-nor harms).
+move; a development run of an earlier version of the search, at 64x64 with 8 shots,
+recovered -0.00 to +0.02 there: it neither helped nor harmed).
 
 Run: ``python benchmarks/autofocus.py --workers 2`` (writes ``benchmarks/autofocus.md``; about
 45 minutes on 2 cores, one torch thread per worker, most of it the step autofocus).
