@@ -134,6 +134,31 @@ def _lbfgs_stage(x0: torch.Tensor, m: torch.Tensor, theta: torch.Tensor, masks: 
     return x.detach()
 
 
+def check_magnitude_image(image: np.ndarray, complex_hint: str) -> np.ndarray:
+    """The image as an array, or ``ValueError`` unless it is a finite real 2D image of at least
+    8x8 pixels (``complex_hint`` says what to use for a complex one)."""
+    m = np.asarray(image)
+    if m.ndim != 2 or min(m.shape) < 8:
+        raise ValueError(f"image: expected a 2D image (ny, nx) of at least 8x8 pixels, got shape {m.shape}")
+    if np.iscomplexobj(m):
+        raise ValueError(f"image: expected a real (magnitude) image, got complex values; for a complex image "
+                         f"{complex_hint}")
+    if not np.issubdtype(m.dtype, np.number) or not np.all(np.isfinite(m)):
+        raise ValueError("image: expected finite numeric values (NaN, infinite or non-numeric found)")
+    return m
+
+
+def magnitude_scale(m: np.ndarray) -> float:
+    """The 99.5th percentile of ``m`` (its maximum if that is 0): the models run on ``m / s``,
+    an image of about unit peak, so their weights are per pixel of such an image."""
+    s = float(np.percentile(m, 99.5))
+    if not s > 0:
+        s = float(np.abs(m).max())
+    if not s > 0:
+        raise ValueError("image: all zero, nothing to correct")
+    return s
+
+
 def correct_magnitude(
     image: np.ndarray,
     shot_index: np.ndarray,
@@ -190,14 +215,8 @@ def correct_magnitude(
         does not fit axis 0, a motion table of the wrong shape or with non-finite values,
         negative or non-finite weights, ``max_iter < 1``.
     """
-    m_np = np.asarray(image)
-    if m_np.ndim != 2 or min(m_np.shape) < 8:
-        raise ValueError(f"image: expected a 2D image (ny, nx) of at least 8x8 pixels, got shape {m_np.shape}")
-    if np.iscomplexobj(m_np):
-        raise ValueError("image: expected a real (magnitude) image, got complex values; for a complex image the "
-                         "single-coil model is linear (use mrideblur.mri.recon.sense_recon with one coil of ones)")
-    if not np.issubdtype(m_np.dtype, np.number) or not np.all(np.isfinite(m_np)):
-        raise ValueError("image: expected finite numeric values (NaN, infinite or non-numeric found)")
+    m_np = check_magnitude_image(image, "the single-coil model is linear (use mrideblur.mri.recon.sense_recon "
+                                        "with one coil of ones)")
     si = validate_shot_index(shot_index, (m_np.shape[0],))
     nshot = count_shots(si)
     mo = np.asarray(motion, dtype=np.float64)
@@ -208,11 +227,7 @@ def correct_magnitude(
             raise ValueError(f"{name}: expected a finite weight >= 0, got {w}")
     if int(max_iter) != max_iter or max_iter < 1:
         raise ValueError(f"max_iter: expected an integer >= 1, got {max_iter}")
-    scale = float(np.percentile(m_np, 99.5))
-    if not scale > 0:
-        scale = float(np.abs(m_np).max())
-    if not scale > 0:
-        raise ValueError("image: all zero, nothing to correct")
+    scale = magnitude_scale(m_np)
     t_start = time.perf_counter()
     ref = reference_shot(si)
     dev = torch.device(device)

@@ -67,7 +67,9 @@ from .autofocus_magnitude import (
     NEGATIVE_WEIGHT,
     TV_WEIGHT,
     _tv,
+    check_magnitude_image,
     correct_magnitude,
+    magnitude_scale,
 )
 from .correct import Result
 from .fourier import fft_torch, ifft_torch
@@ -173,19 +175,10 @@ def step_objective(image: np.ndarray, shot_index: np.ndarray, step_shot: int, th
     m_np = np.asarray(image, dtype=np.float64)
     si = validate_shot_index(shot_index, (m_np.shape[0],))
     dev = torch.device(device)
-    m = torch.as_tensor(m_np / _scale(m_np), dtype=torch.float32, device=dev)
+    m = torch.as_tensor(m_np / magnitude_scale(m_np), dtype=torch.float32, device=dev)
     ma, mb = _line_masks(si, int(step_shot), reference_shot(si), dev)
     th = torch.as_tensor(np.asarray(theta, dtype=np.float32).reshape(1, 3), device=dev)
     return float(_solve(m, th, ma, mb, n_iter)[0][0])
-
-
-def _scale(m: np.ndarray) -> float:
-    s = float(np.percentile(m, 99.5))
-    if not s > 0:
-        s = float(np.abs(m).max())
-    if not s > 0:
-        raise ValueError("image: all zero, nothing to correct")
-    return s
 
 
 def step_autofocus(
@@ -256,14 +249,7 @@ def step_autofocus(
         Not a finite real 2D image of at least 8x8 pixels, an all-zero image, a shot map that
         does not fit axis 0 or has fewer than two shots, non-positive ranges or steps.
     """
-    m_np = np.asarray(image)
-    if m_np.ndim != 2 or min(m_np.shape) < 8:
-        raise ValueError(f"image: expected a 2D image (ny, nx) of at least 8x8 pixels, got shape {m_np.shape}")
-    if np.iscomplexobj(m_np):
-        raise ValueError("image: expected a real (magnitude) image, got complex values; for a complex image use "
-                         "mrideblur.mri.autofocus.autofocus")
-    if not np.issubdtype(m_np.dtype, np.number) or not np.all(np.isfinite(m_np)):
-        raise ValueError("image: expected finite numeric values (NaN, infinite or non-numeric found)")
+    m_np = check_magnitude_image(image, "use mrideblur.mri.autofocus.autofocus")
     si = validate_shot_index(shot_index, (m_np.shape[0],))
     nshot = count_shots(si)
     if nshot < 2:
@@ -277,7 +263,7 @@ def step_autofocus(
         if int(v) != v or v < 1:
             raise ValueError(f"{name}: expected an integer >= 1, got {v}")
     t_start = time.perf_counter()
-    scale = _scale(m_np.astype(np.float64))
+    scale = magnitude_scale(m_np.astype(np.float64))
     dev = torch.device(device)
     m = torch.as_tensor(m_np / scale, dtype=torch.float32, device=dev)
     ref = reference_shot(si)
