@@ -703,6 +703,9 @@ def cmd_correct(args: argparse.Namespace) -> int:
         from .batch import correct_nifti_command
 
         return correct_nifti_command(args)
+    if getattr(args, "motion_csv", None):
+        raise ValueError(f"--motion-csv: a known motion table is for NIfTI magnitude images (--method autofocus); "
+                         f"{args.input} is k-space, whose motion is estimated")
     path = Path(args.input)
     if not path.is_file():
         raise ValueError(f"{path}: no such file; expected a case .h5, fastMRI or ISMRMRD file")

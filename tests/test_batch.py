@@ -218,6 +218,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "m.csv").write_text("path\nv.nii.gz\n")
     assert main(["batch", str(tmp_path / "m.csv"), "--method", "autofocus", "--out", str(tmp_path / "o")]) == 2
     assert "'input' column" in capsys.readouterr().err
+    assert main(["correct", str(tmp_path / "raw.h5"), "--motion-csv", str(tmp_path / "m.csv"), "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "--motion-csv" in capsys.readouterr().err
 
 
 def test_nifti_with_a_known_motion_table_is_corrected_under_the_magnitude_model(tmp_path):
