@@ -102,12 +102,20 @@ def _tv(x: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(gy * gy + gx * gx + _EPS_TV * _EPS_TV).sum((-2, -1))
 
 
+def modulus_objective(a: torch.Tensor, x: torch.Tensor, m: torch.Tensor, tv_weight: float = TV_WEIGHT,
+                      l1_weight: float = L1_WEIGHT) -> tuple[torch.Tensor, torch.Tensor]:
+    """The objective of the module notes and its data term, given ``a = A x`` (complex) for the
+    real image ``x`` and the scaled magnitude ``m``; summed over the last two axes, so a batch
+    ``(K, ny, nx)`` of candidates gives ``(K,)`` values."""
+    data = ((torch.sqrt(a.real**2 + a.imag**2 + _EPS_MOD) - m) ** 2).sum((-2, -1))
+    prior = (tv_weight * _tv(x) + l1_weight * torch.sqrt(x * x + _EPS_L1).sum((-2, -1))
+             + NEGATIVE_WEIGHT * (torch.relu(-x) ** 2).sum((-2, -1)))
+    return data + prior, data
+
+
 def _objective(x: torch.Tensor, m: torch.Tensor, theta: torch.Tensor, masks: torch.Tensor, tv_weight: float,
                l1_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
-    a = magnitude_forward(x, theta, masks)
-    data = ((torch.sqrt(a.real**2 + a.imag**2 + _EPS_MOD) - m) ** 2).sum()
-    prior = tv_weight * _tv(x) + l1_weight * torch.sqrt(x * x + _EPS_L1).sum() + NEGATIVE_WEIGHT * (torch.relu(-x) ** 2).sum()
-    return data + prior, data
+    return modulus_objective(magnitude_forward(x, theta, masks), x, m, tv_weight, l1_weight)
 
 
 def _lbfgs_stage(x0: torch.Tensor, m: torch.Tensor, theta: torch.Tensor, masks: torch.Tensor, tv_weight: float,

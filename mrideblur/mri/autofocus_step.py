@@ -61,15 +61,10 @@ from scipy.optimize import minimize
 from .. import __version__
 from .align import rebase_motion, reference_shot
 from .autofocus_magnitude import (
-    _EPS_L1,
-    _EPS_MOD,
-    L1_WEIGHT,
-    NEGATIVE_WEIGHT,
-    TV_WEIGHT,
-    _tv,
     check_magnitude_image,
     correct_magnitude,
     magnitude_scale,
+    modulus_objective,
 )
 from .correct import Result
 from .fourier import fft_torch, ifft_torch
@@ -105,10 +100,7 @@ def _forward(x: torch.Tensor, theta: torch.Tensor, ma: torch.Tensor, mb: torch.T
 
 def _objective(x: torch.Tensor, m: torch.Tensor, theta: torch.Tensor, ma: torch.Tensor, mb: torch.Tensor) -> torch.Tensor:
     """Per-candidate objective ``(K,)`` of the module notes (weights of correct_magnitude)."""
-    z = _forward(x, theta, ma, mb)
-    data = ((torch.sqrt(z.real**2 + z.imag**2 + _EPS_MOD) - m) ** 2).sum((-2, -1))
-    return (data + TV_WEIGHT * _tv(x) + L1_WEIGHT * torch.sqrt(x * x + _EPS_L1).sum((-2, -1))
-            + NEGATIVE_WEIGHT * (torch.relu(-x) ** 2).sum((-2, -1)))
+    return modulus_objective(_forward(x, theta, ma, mb), x, m)[0]
 
 
 def _solve(m: torch.Tensor, theta: torch.Tensor, ma: torch.Tensor, mb: torch.Tensor, n_iter: int,
@@ -172,7 +164,7 @@ def step_objective(image: np.ndarray, shot_index: np.ndarray, step_shot: int, th
     n_iter : int, L-BFGS iterations on ``x``
     device : str
     """
-    m_np = np.asarray(image, dtype=np.float64)
+    m_np = check_magnitude_image(image, "use mrideblur.mri.autofocus.autofocus").astype(np.float64)
     si = validate_shot_index(shot_index, (m_np.shape[0],))
     dev = torch.device(device)
     m = torch.as_tensor(m_np / magnitude_scale(m_np), dtype=torch.float32, device=dev)
