@@ -19,12 +19,12 @@ the PSNR lost to motion that autofocus wins back; *true-motion fix* = the PSNR g
 line-by-line correction with the **true** motion (the adjoint of the single-coil model), an
 upper bound for what any per-shot motion estimate can do with this model; motion RMSE against
 the truth. Magnitude rows add *modulus model, true motion*: the PSNR gain, the recovered
-fraction and the seconds of :func:`mrideblur.mri.autofocus_magnitude.correct_magnitude` given the
+fraction and the seconds of :func:`mrideblur.estimators.autofocus_magnitude.correct_magnitude` given the
 **true** motion (the forward model ``|sum_s F^H M_s F T_s x|`` with ``x`` real): what a magnitude
 image gives back once the motion is known, since autofocus cannot estimate it from one.
 
 Magnitude rows of the sequential step cases add *step autofocus*:
-:func:`mrideblur.mri.autofocus_step.step_autofocus`, which estimates one move (the step shot and
+:func:`mrideblur.estimators.autofocus_step.step_autofocus`, which estimates one move (the step shot and
 ``rot, ty, tx``) from the magnitude image alone under the modulus model and corrects with it;
 *step shot (true)* is the first shot after the move it found (``-``: none beat zero motion)
 and, in brackets, the simulator's. It is not run on the interleaved random cases (not one
@@ -54,14 +54,14 @@ sys.path.insert(0, str(REPO))
 
 from mrideblur.io.anatomy import mni_slice, shepp_logan  # noqa: E402
 from mrideblur.metrics import psnr  # noqa: E402
-from mrideblur.mri.align import rebase_motion, reference_shot  # noqa: E402
-from mrideblur.mri.autofocus import _adjoint_image, autofocus  # noqa: E402
-from mrideblur.mri.autofocus_magnitude import correct_magnitude  # noqa: E402
-from mrideblur.mri.autofocus_step import step_autofocus  # noqa: E402
-from mrideblur.mri.fourier import fft  # noqa: E402
-from mrideblur.mri.shots import make_shot_index  # noqa: E402
-from mrideblur.mri.simulate import motion_track  # noqa: E402
-from mrideblur.mri.simulate_simple import corrupt_image, move_ndimage  # noqa: E402
+from mrideblur.estimators.aligned_sense import rebase_motion, reference_shot  # noqa: E402
+from mrideblur.estimators.autofocus import _adjoint_image, autofocus  # noqa: E402
+from mrideblur.estimators.autofocus_magnitude import correct_magnitude  # noqa: E402
+from mrideblur.estimators.autofocus_step import step_autofocus  # noqa: E402
+from mrideblur.physics.fourier import fft  # noqa: E402
+from mrideblur.physics.shots import make_shot_index  # noqa: E402
+from mrideblur.physics.simulate import motion_track  # noqa: E402
+from mrideblur.physics.simulate_simple import corrupt_image, move_ndimage  # noqa: E402
 
 
 def anatomy(name: str, n: int) -> np.ndarray:
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {ordering}, {sel[0]['kind']} | {data_kind} | {med('p_in'):.2f} | {med('p_af'):.2f} | "
                          f"{med('p_clean'):.2f} | {med('rec'):+.2f} | {sum(r['rec'] >= 0.5 for r in sel)}/{len(sel)} | "
                          f"{med('fix'):+.2f} dB | {med('rot'):.2f} | {med('tr'):.2f} | {med('sec'):.1f} | {mod}")
-    lines += ["", "## Magnitude images: step autofocus (`mrideblur.mri.autofocus_step.step_autofocus`)", "",
+    lines += ["", "## Magnitude images: step autofocus (`mrideblur.estimators.autofocus_step.step_autofocus`)", "",
               "One move per scan, searched globally under the modulus model (median over anatomies and seeds; "
               "*step found*: cases whose estimated step shot is the true one).", "",
               "| ordering, motion | input PSNR | step autofocus PSNR | motion-free | recovered (median) | "

@@ -11,7 +11,7 @@ Methods: ``blind_deconvolve(y, ks, method, boundary="valid", patch=None, seed)``
 ``"diffusion"`` from the delta (its default; seeds 0 and 1) and from a cheap VB start
 (``init="vb"``, seed 0).
 
-Scores: kernel L2 error ``||k_est - k_true||_2`` and Levin et al.'s error ratio (CONVENTIONS.md)
+Scores: kernel L2 error ``||k_est - k_true||_2`` and Levin et al.'s error ratio (docs/conventions.md)
 with the hyper-Laplacian deconvolver for both kernels, on the interior (``ks`` pixels cropped
 from every side; up to a whole-pixel shift of +-5 px, :func:`mrideblur.metrics.error_ratio`).
 PSNR (dB, peak 1) of the image each method returns (hyper-Laplacian deconvolution with its

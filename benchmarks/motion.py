@@ -3,7 +3,7 @@ samplers, started from the aligned-SENSE joint-coil result) and the oracle.
 
 Seeded suite on MNI152 slices (192x192, 8 coils, 16 shots, motion up to 3 deg / 3 px, 1% noise):
 3 motion kinds (random, step, drift) x 2 orderings (interleaved, sequential) x R in {1, 2}
-(R = 2 with 24 ACS lines).  Scores as CONVENTIONS.md: PSNR/SSIM after a least-squares scale
+(R = 2 with 24 ACS lines).  Scores as docs/conventions.md: PSNR/SSIM after a least-squares scale
 inside the object mask, motion RMSE over shots (rotation deg, translation px), wall seconds.
 
 JSMoCo seconds include the aligned-SENSE start. The fast sampler runs 4 posterior samples;
@@ -36,8 +36,8 @@ from mrideblur import __version__  # noqa: E402
 from mrideblur.io.anatomy import mni_slice  # noqa: E402
 from mrideblur.metrics import psnr, ssim  # noqa: E402
 from mrideblur.mri import sense_recon, simulate  # noqa: E402
-from mrideblur.mri.correct import correct  # noqa: E402
-from mrideblur.mri.jsmoco import JSMoCoOptions, jsmoco  # noqa: E402
+from mrideblur.mri import correct  # noqa: E402
+from mrideblur.estimators.jsmoco import JSMoCoOptions, jsmoco  # noqa: E402
 from mrideblur.prior import ScorePrior  # noqa: E402
 
 PLANES = ("axial", "coronal", "sagittal")

@@ -346,7 +346,7 @@ def header(mode_name: str, argv: list[str], cuda_name: str | None, threads: int 
         f"- Python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
         f"sigpy {sigpy.__version__}, torch {torch.__version__} "
         f"({nthreads} intra-op thread{'s' if nthreads != 1 else ''}{'' if threads else ', its default'}; "
-        "scipy.fft uses all CPUs, `workers=-1` in mrideblur.mri.fourier)",
+        "scipy.fft uses all CPUs, `workers=-1` in mrideblur.physics.fourier)",
         f"- GPU: {cuda_name if cuda_name else 'no GPU here (torch.cuda.is_available() is False): CUDA rows skipped'}",
         "",
     ]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 
 from mrideblur.deblur import blur, camera_shake_kernel
-from mrideblur.deblur.blind import _noise_sigma_estimate, _Scale
-from mrideblur.deblur.priors import FITTED_GRADIENT_PRIOR, KERNEL_PRIOR, GradientMixturePrior
+from mrideblur.estimators.blind_vb import _noise_sigma_estimate, _Scale
+from mrideblur.prior.gradient import FITTED_GRADIENT_PRIOR, KERNEL_PRIOR, GradientMixturePrior
 from mrideblur.metrics import kernel_similarity
 
 try:  # run as a script or as a module

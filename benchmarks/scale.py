@@ -4,7 +4,7 @@ set on an N-worker Dask cluster.
 
 Every measurement runs :func:`mrideblur.batch.run_batch`, the code behind ``mrideblur batch``
 (LocalCluster of single-threaded worker processes, one task per slice), on case files made
-here with :func:`mrideblur.mri.simulate` (MNI152 slices at different heights, interleaved shots,
+here with :func:`mrideblur.physics.simulate` (MNI152 slices at different heights, interleaved shots,
 random motion up to 3 deg / 3 px, 1% noise). Ground truth is left out of the files, so the
 figures are the method's own cost (with a truth the batch also reconstructs the uncorrected
 image for the PSNR columns).
@@ -12,7 +12,7 @@ image for the PSNR columns).
 Parts (``--parts``, default all):
 
 - ``throughput``: 8 slices (``--size`` 96, 8 coils, 16 shots) with 1 and 2 workers, for
-  aligned-SENSE and, when :data:`mrideblur.mri.correct.METHODS` has it, JSMoCo (on
+  aligned-SENSE and, when :data:`mrideblur.mri.METHODS` has it, JSMoCo (on
   ``--jsmoco-slices`` of them). Slices per minute = slices / wall time of the whole batch,
   cluster start-up included.
 - ``fastmri``: one 320x320 slice with 16 coils (the size of a fastMRI brain slice after the
@@ -105,7 +105,7 @@ class TreeRSS:
 
 def _write_stack(path: Path, nslice: int, size: int, ncoil: int, nshot: int, distinct: int, seed: int) -> None:
     """A case file ``(slices, coils, ky, kx)`` written slice by slice (``distinct`` simulated
-    slices cycled), in the case format of CONVENTIONS.md, without ground truth."""
+    slices cycled), in the case format of docs/conventions.md, without ground truth."""
     import h5py
 
     from mrideblur import __version__
@@ -181,7 +181,7 @@ def _control(path: Path, work: Path) -> dict[str, float]:
 
 
 def _methods() -> list[str]:
-    from mrideblur.mri.correct import METHODS
+    from mrideblur.mri import METHODS
 
     return [m for m in ("aligned-sense", "jsmoco") if m in METHODS]
 
@@ -289,7 +289,7 @@ def write_markdown(path: Path, args: argparse.Namespace, results: dict[str, Any]
                       f"({ca['ceiling']:.2f}x). Two workers cannot beat that ceiling: when the other core is busy with "
                       "other work, a second worker only shares the first one's core."]
         if "jsmoco" not in _methods():
-            lines += ["", "JSMoCo: not in `mrideblur.mri.correct.METHODS` when this ran; rerun the script once it is."]
+            lines += ["", "JSMoCo: not in `mrideblur.mri.METHODS` when this ran; rerun the script once it is."]
         lines += ["", "GPU: no GPU was lent to this task, so no `--device cuda` row; the command is the same with "
                   "`--device cuda --workers 1` per GPU.", ""]
     fm = results.get("fastmri")

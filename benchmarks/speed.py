@@ -28,8 +28,8 @@ from mrideblur import __version__  # noqa: E402
 from mrideblur.io.anatomy import mni_slice  # noqa: E402
 from mrideblur.metrics import psnr  # noqa: E402
 from mrideblur.mri import simulate  # noqa: E402
-from mrideblur.mri.correct import correct  # noqa: E402
-from mrideblur.mri.jsmoco import JSMoCoOptions, jsmoco  # noqa: E402
+from mrideblur.mri import correct  # noqa: E402
+from mrideblur.estimators.jsmoco import JSMoCoOptions, jsmoco  # noqa: E402
 from mrideblur.prior import ScorePrior  # noqa: E402
 from mrideblur.threads import set_threads  # noqa: E402
 

@@ -43,7 +43,7 @@ from mrideblur import __version__  # noqa: E402
 from mrideblur.io.anatomy import mni_slice  # noqa: E402
 from mrideblur.metrics import psnr  # noqa: E402
 from mrideblur.mri import sense_recon, simulate  # noqa: E402
-from mrideblur.mri.correct import correct  # noqa: E402
+from mrideblur.mri import correct  # noqa: E402
 from mrideblur.prior import ScorePrior  # noqa: E402
 
 CASES = [

@@ -242,7 +242,7 @@ def combine_coils(kspace: np.ndarray, acquired: np.ndarray | None = None, comple
     ``min(calib_width, fully sampled centre, kx)`` lines.
     """
     from mrideblur.mri import estimate_sens
-    from mrideblur.mri.fourier import ifft
+    from mrideblur.physics.fourier import ifft
 
     img = ifft(np.asarray(kspace), 2)
     if not complex_combine:

@@ -1,7 +1,7 @@
 """How many CPU threads mrideblur's numerical kernels use.
 
 Two libraries do the heavy lifting on the CPU: torch (motion estimation, the diffusion prior)
-and ``scipy.fft`` (:mod:`mrideblur.mri.fourier`, which asks for all cores by default). On a
+and ``scipy.fft`` (:mod:`mrideblur.physics.fourier`, which asks for all cores by default). On a
 machine shared with other jobs, or with several workers per machine (``mrideblur batch``), one
 thread per process is usually fastest: threads of two processes competing for the same cores
 slowed torch by 10x on the project's 2-core machine.
@@ -21,7 +21,7 @@ def set_threads(n: int | None) -> None:
     ----------
     n : int >= 1 or None
     """
-    from .mri import fourier
+    from .physics import fourier
 
     if n is None:
         fourier.FFT_WORKERS = -1

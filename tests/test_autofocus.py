@@ -1,9 +1,9 @@
-"""Autofocus (mrideblur.mri.autofocus) against motion made by routes it shares nothing with.
+"""Autofocus (mrideblur.estimators.autofocus) against motion made by routes it shares nothing with.
 
-The "foreign" simulator (mrideblur.mri.simulate_simple) moves the image with
+The "foreign" simulator (mrideblur.physics.simulate_simple) moves the image with
 scipy.ndimage.rotate and .shift (cubic splines, rotation about the array centre (N - 1) / 2,
 not the N // 2 of our Fourier shears), takes each shot's lines of its FFT and adds 1% complex
-noise. mrideblur.mri.simulate (2x finer
+noise. mrideblur.physics.simulate (2x finer
 object, its own spline mover, coil maps) is the second route. Anatomies: MNI152 axial and
 coronal slices and Shepp-Logan; two seeds each.
 """
@@ -17,14 +17,14 @@ from scipy import ndimage
 
 from mrideblur.io.anatomy import mni_slice, shepp_logan
 from mrideblur.metrics import psnr
-from mrideblur.mri.align import rebase_motion, reference_shot
-from mrideblur.mri.autofocus import _adjoint_image, autofocus, gradient_entropy
-from mrideblur.mri.autofocus_magnitude import correct_magnitude
-from mrideblur.mri.autofocus_step import step_autofocus, step_motion, step_objective
-from mrideblur.mri.fourier import fft, ifft
-from mrideblur.mri.shots import make_shot_index
-from mrideblur.mri.simulate import motion_track, simulate
-from mrideblur.mri.simulate_simple import corrupt_image, move_ndimage
+from mrideblur.estimators.aligned_sense import rebase_motion, reference_shot
+from mrideblur.estimators.autofocus import _adjoint_image, autofocus, gradient_entropy
+from mrideblur.estimators.autofocus_magnitude import correct_magnitude
+from mrideblur.estimators.autofocus_step import step_autofocus, step_motion, step_objective
+from mrideblur.physics.fourier import fft, ifft
+from mrideblur.physics.shots import make_shot_index
+from mrideblur.physics.simulate import motion_track, simulate
+from mrideblur.physics.simulate_simple import corrupt_image, move_ndimage
 
 N = 64
 NSHOT = 8
@@ -73,8 +73,8 @@ def test_complex_images_recover_most_of_the_psnr_lost_to_step_motion():
 
 
 def test_motion_relative_to_shot0_on_our_simulator():
-    """mrideblur.mri.simulate with one coil, coil-combined with its map: interleaved step
-    motion is found with the signs of CONVENTIONS.md, relative to shot 0."""
+    """mrideblur.physics.simulate with one coil, coil-combined with its map: interleaved step
+    motion is found with the signs of docs/conventions.md, relative to shot 0."""
     case = simulate(mni_slice("coronal", 0.5, N), ncoil=1, nshot=NSHOT, ordering="interleaved", motion="step",
                     max_rot=3.0, max_trans=3.0, noise=0.005, phase=0.0, seed=1)
     image = np.conj(case.truth["sens"][0]) * ifft(case.kspace[0])
@@ -93,7 +93,7 @@ def test_magnitude_images_mix_the_shots_of_each_line_pair():
     """The README's limit: with the *true* motion, correcting a magnitude image line by line
     gains little (each k-space line pair holds the average of two shots), while the complex
     image of the same scan is corrected well. (The modulus model of
-    mrideblur.mri.autofocus_magnitude does un-mix them: tests below.)"""
+    mrideblur.estimators.autofocus_magnitude does un-mix them: tests below.)"""
     si = make_shot_index(N, NSHOT, "sequential")
     ref = reference_shot(si)
     motion = motion_track(NSHOT, "step", 3.0, 3.0, seed=0)

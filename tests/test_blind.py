@@ -7,7 +7,7 @@ import pytest
 
 from mrideblur.io.anatomy import photo
 from mrideblur.deblur import blind_deconvolve, blur, camera_shake_kernel, deconvolve
-from mrideblur.deblur.blind import _pyramid_sizes
+from mrideblur.estimators.blind_vb import _pyramid_sizes
 from mrideblur.metrics import error_ratio, kernel_similarity
 
 

@@ -13,7 +13,7 @@ from mrideblur.deblur import (
     deconvolve,
     linear_motion_kernel,
 )
-from mrideblur.deblur.blind_diffusion import (
+from mrideblur.estimators.blind_diffusion import (
     blind_deconvolve_diffusion,
     fit_kernel,
     project_simplex,
@@ -131,7 +131,7 @@ def test_progress_cancel_and_patch(prior):
 def test_kernel_step_recovers_a_kernel_from_the_true_image():
     """The least-squares step alone: from the sharp image it finds the kernel (error 0.0014 from
     a Gaussian start 0.22 away, noiseless, 300 iterations)."""
-    from mrideblur.deblur.blind_diffusion import _canvas
+    from mrideblur.estimators.blind_diffusion import _canvas
 
     ks = 13
     x = mni_slice("axial", 0.55, 96 + ks - 1)
@@ -201,11 +201,12 @@ def test_bad_images_and_options_of_other_methods():
 
 
 def test_listed_as_a_posterior_estimator():
-    from mrideblur.estimators import ESTIMATORS
+    from mrideblur.estimators import blind_diffusion
+    from mrideblur.estimators.catalogue import find
 
-    row = [e for e in ESTIMATORS if e.entry_point == "mrideblur.deblur.blind_deconvolve(method='diffusion')"]
-    assert len(row) == 1 and row[0].problem == "deblurring" and row[0].family == "posterior"
-    assert row[0].prior == "diffusion score" and row[0].unknown == "kernel"
+    row = find("blind-deconvolve", "diffusion")
+    assert row.family == "posterior" and row.prior == "diffusion score" and row.unknown == "kernel"
+    assert row.run_function() is blind_diffusion.run and row.options_class() is blind_diffusion.BlindDiffusionOptions
 
 
 def test_reachable_from_the_cli_blind_without_a_kernel_non_blind_with_one(tmp_path):

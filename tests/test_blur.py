@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage, signal
 
-from mrideblur.deblur.blur import blur, check_image, edgetaper, psf2otf
-from mrideblur.deblur.kernels import camera_shake_kernel, gaussian_kernel
+from mrideblur.physics.blur import blur, check_image, edgetaper, psf2otf
+from mrideblur.physics.kernels import camera_shake_kernel, gaussian_kernel
 
 
 @pytest.fixture(scope="module")

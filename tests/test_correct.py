@@ -8,7 +8,7 @@ import pytest
 from mrideblur.io.anatomy import mni_slice
 from mrideblur.metrics import psnr
 from mrideblur.mri import sense_recon, simulate
-from mrideblur.mri.correct import correct
+from mrideblur.mri import correct
 
 
 def _case(size=96, nshot=8, motion="random", ordering="interleaved", seed=0, plane="axial", **kw):

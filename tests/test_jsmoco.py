@@ -10,8 +10,8 @@ import torch
 from mrideblur.io.anatomy import mni_slice
 from mrideblur.metrics import psnr
 from mrideblur.mri import simulate
-from mrideblur.mri.correct import correct
-from mrideblur.mri.jsmoco import JSMoCoOptions, MotionSensePhysics, estimate_noise_sigma, jsmoco
+from mrideblur.mri import correct
+from mrideblur.estimators.jsmoco import JSMoCoOptions, MotionSensePhysics, estimate_noise_sigma, jsmoco
 from mrideblur.prior import ScorePrior
 
 
@@ -122,8 +122,8 @@ def test_cli_jsmoco_writes_uncertainty(tmp_path, small_case):
 def test_motion_step_moves_from_a_nearly_right_start(small_case):
     """JSMoCo's motion step refines motion that is already close (its gradient is tiny there:
     the cost is normalised by ||y||^2) — with the true image it must cut the error."""
-    from mrideblur.mri.jsmoco import _motion_step
-    from mrideblur.mri.motion import rigid2d
+    from mrideblur.estimators.jsmoco import _motion_step
+    from mrideblur.physics.motion import rigid2d
 
     case = small_case
     tm = case.truth["motion"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mrideblur.deblur.kernels import (
+from mrideblur.physics.kernels import (
     camera_shake_kernel,
     center_kernel,
     disk_kernel,

@@ -7,7 +7,7 @@ import pytest
 from skimage import data, transform
 from skimage.metrics import structural_similarity
 
-from mrideblur.deblur.kernels import camera_shake_kernel, linear_motion_kernel
+from mrideblur.physics.kernels import camera_shake_kernel, linear_motion_kernel
 from mrideblur.metrics import (
     error_ratio,
     fit_scale_magnitudes,

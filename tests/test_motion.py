@@ -1,4 +1,4 @@
-"""Rigid motion by Fourier shears (mrideblur.mri.motion / motion_torch) against ground truth.
+"""Rigid motion by Fourier shears (mrideblur.physics.motion / motion_torch) against ground truth.
 
 Sign convention by moving a band-limited blob, exactness (rot90, np.roll, inverse), unitarity
 and adjointness, composition rules, numpy == torch, gradients vs finite differences and
@@ -15,8 +15,8 @@ import pytest
 import sigpy as sp
 import torch
 
-from mrideblur.mri.fourier import fft, fft_torch, ifft
-from mrideblur.mri.motion import (
+from mrideblur.physics.fourier import fft, fft_torch, ifft
+from mrideblur.physics.motion import (
     RigidMotion,
     rigid2d,
     rigid2d_batch,
@@ -26,7 +26,7 @@ from mrideblur.mri.motion import (
     rotation_matrix3d,
     translate,
 )
-from mrideblur.mri.motion_torch import rigid2d_torch, rigid3d_torch
+from mrideblur.physics.motion_torch import rigid2d_torch, rigid3d_torch
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -39,7 +39,7 @@ def _one_torch_thread():
 
 
 # ------------------------------------------------------------------------------------------
-# helpers: ground truth written from CONVENTIONS.md, independently of the module
+# helpers: ground truth written from docs/conventions.md, independently of the module
 # ------------------------------------------------------------------------------------------
 def offsets(shape: tuple[int, ...]) -> list[np.ndarray]:
     """Offsets from the centre N // 2 on every axis, broadcast to ``shape``."""
@@ -58,7 +58,7 @@ def centroid(y: np.ndarray) -> np.ndarray:
 
 
 def moved_2d(d: tuple[float, float], theta: tuple[float, float, float]) -> np.ndarray:
-    """CONVENTIONS.md: (dy, dx) -> (dy cos p - dx sin p + ty, dy sin p + dx cos p + tx)."""
+    """docs/conventions.md: (dy, dx) -> (dy cos p - dx sin p + ty, dy sin p + dx cos p + tx)."""
     p = math.radians(theta[0])
     dy, dx = d
     return np.array([dy * math.cos(p) - dx * math.sin(p) + theta[1],
@@ -112,7 +112,7 @@ def test_blob_lands_where_the_convention_says_2d(n: int, theta: tuple) -> None:
 
 
 def test_positive_rotation_turns_plus_y_toward_plus_x() -> None:
-    # the explicit formula of CONVENTIONS.md, in array indices: content at +iy moves toward +ix
+    # the explicit formula of docs/conventions.md, in array indices: content at +iy moves toward +ix
     y = rotate2d(blob((40, 40), (8.0, 0.0)), 90.0)
     np.testing.assert_allclose(centroid(y), [0.0, 8.0], atol=0.01)
 

@@ -8,7 +8,7 @@ import sigpy as sp
 import torch
 
 from mrideblur.mri import MultiShotSense, MultiShotSenseTorch, make_shot_index, simulate_sens
-from mrideblur.mri.fourier import fft
+from mrideblur.physics.fourier import fft
 
 
 def _setup(shape, nshot, ncoil=4, seed=0, dtype=np.complex64, accel=1):
@@ -130,7 +130,7 @@ def test_bad_input_names_the_argument(kwargs, match):
 def test_forward_matches_masked_fft_definition(shape, nshot, accel):
     """The per-shot DFT-row evaluation equals the definition ``sum_s M_s F S T(theta_s) x``
     written with full 2D FFTs and masks."""
-    from mrideblur.mri.motion import rigid2d
+    from mrideblur.physics.motion import rigid2d
 
     sens, si, theta, x, _ = _setup(shape, nshot, dtype=np.complex128, accel=accel)
     ref = sum(fft(sens * rigid2d(x, theta[s]), 2) * (si == s)[:, None] for s in range(nshot))

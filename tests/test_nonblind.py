@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from skimage import data, transform
 
-from mrideblur.deblur.blur import blur, psf2otf
-from mrideblur.deblur.kernels import camera_shake_kernel, gaussian_kernel
-from mrideblur.deblur.nonblind import (
+from mrideblur.physics.blur import blur, psf2otf
+from mrideblur.physics.kernels import camera_shake_kernel, gaussian_kernel
+from mrideblur.estimators.nonblind import (
     METHODS,
     deconvolve,
     estimate_noise_sigma,

@@ -9,11 +9,12 @@ import torch
 
 from mrideblur.io.anatomy import mni_slice, shepp_logan
 from mrideblur.metrics import psnr
-from mrideblur.prior import (Convolution, Denoiser, MaskedFourier, ScorePrior, TrainConfig, UNetConfig,
-                             posterior_sample, sample_fast, sample_pc)
+from mrideblur.physics.operators import Convolution, MaskedFourier
+from mrideblur.prior import (Denoiser, ScorePrior, TrainConfig, UNetConfig, posterior_sample, sample_fast,
+                             sample_pc)
 from mrideblur.prior.data import (HELD_OUT, TrainingData, augment, builtin_base_slices, is_held_out,
                                   mni_candidates, smooth_phase)
-from mrideblur.prior.physics import cg_normal
+from mrideblur.physics.operators import cg_normal
 from mrideblur.prior.train import load_checkpoint, train
 
 TINY = UNetConfig(channels=(8, 16), emb_dim=16, groups=4).to_dict()

@@ -1,4 +1,4 @@
-"""Known-motion SENSE (the oracle) and coil calibration, scored as CONVENTIONS.md says."""
+"""Known-motion SENSE (the oracle) and coil calibration, scored as docs/conventions.md says."""
 
 from __future__ import annotations
 

@@ -114,11 +114,11 @@ def test_bad_simulation_input():
 
 @pytest.mark.parametrize("theta", [(3.0, 0.0, 0.0), (0.0, 2.5, -1.5), (-2.0, -1.0, 2.0)])
 def test_plain_simulator_agrees_with_the_estimators_motion_but_not_its_code(theta):
-    """mrideblur.mri.simulate_simple moves images with scipy.ndimage splines; the estimators use
-    Fourier shears (mrideblur.mri.motion). Same CONVENTIONS.md signs: a smooth object moved both
+    """mrideblur.physics.simulate_simple moves images with scipy.ndimage splines; the estimators use
+    Fourier shears (mrideblur.physics.motion). Same docs/conventions.md signs: a smooth object moved both
     ways agrees to a few percent, while the two interpolators differ measurably."""
-    from mrideblur.mri.motion import rigid2d
-    from mrideblur.mri.simulate_simple import corrupt_image, move_ndimage
+    from mrideblur.physics.motion import rigid2d
+    from mrideblur.physics.simulate_simple import corrupt_image, move_ndimage
 
     n = 64
     yy, xx = np.mgrid[:n, :n] - n // 2

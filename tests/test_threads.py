@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mrideblur.mri import fourier
+from mrideblur.physics import fourier
 from mrideblur.threads import set_threads, threads_from_env
 
 

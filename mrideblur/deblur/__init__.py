@@ -7,12 +7,14 @@
   Richardson-Lucy);
 - blind estimators: :func:`blind_deconvolve` (Variational Bayes after Fergus et al. 2006, the
   same model solved by joint MAP, and kernel refits along a diffusion posterior sweep of the MRI
-  prior, :mod:`mrideblur.deblur.blind_diffusion`).
+  prior, :mod:`mrideblur.estimators.blind_diffusion`).
 """
 
-from .blind import BlindResult, blind_deconvolve
-from .blur import blur, edgetaper, psf2otf
-from .kernels import (
+from ..estimators.api import blind_deconvolve, deconvolve
+from ..estimators.base import Result
+from ..estimators.catalogue import methods as _methods
+from ..physics.blur import blur, edgetaper, psf2otf
+from ..physics.kernels import (
     camera_shake_kernel,
     center_kernel,
     disk_kernel,
@@ -20,11 +22,18 @@ from .kernels import (
     linear_motion_kernel,
     validate_kernel,
 )
-from .nonblind import METHODS, deconvolve
+
+#: Non-blind and blind methods, read from the catalogue.
+METHODS = _methods("deconvolve")
+BLIND_METHODS = _methods("blind-deconvolve")
+#: The result of :func:`blind_deconvolve` (``image``, ``kernel``, ``history``).
+BlindResult = Result
 
 __all__ = [
+    "BLIND_METHODS",
     "BlindResult",
     "METHODS",
+    "Result",
     "blind_deconvolve",
     "blur",
     "camera_shake_kernel",

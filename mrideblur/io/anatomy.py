@@ -45,7 +45,7 @@ def _mni_cached() -> tuple[np.ndarray, np.ndarray]:
 def mni_volume() -> tuple[np.ndarray, np.ndarray]:
     """The MNI152 T1 template as ``(z, y, x)`` float32 in [0, 1] (1 mm voxels) and its affine.
 
-    Axis order follows CONVENTIONS.md (``x[iz, iy, ix]``): ``z`` inferior -> superior, ``y``
+    Axis order follows docs/conventions.md (``x[iz, iy, ix]``): ``z`` inferior -> superior, ``y``
     anterior -> posterior (row 0 anterior, so axial slices display nose up), ``x`` left -> right.
     The returned affine is nibabel's for the file's own (x, y, z) voxel order.
     """

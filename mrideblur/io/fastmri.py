@@ -10,13 +10,13 @@ entry per width column). Optional: ``ismrmrd_header`` (XML; a dataset, or an att
 What the reader does
 --------------------
 - Layout: the project puts the phase encoding on axis -2 and the readout on axis -1
-  (CONVENTIONS.md), so the last two axes of a fastMRI ``kspace`` are swapped:
+  (docs/conventions.md), so the last two axes of a fastMRI ``kspace`` are swapped:
   ``(slices, coils, height=readout, width=ky)`` -> ``(slices, coils, ky, kx)``. Images of the
   case are therefore the transpose of fastMRI's own images (rows = phase encoding). A file that
   already stores ``(slices, coils, ky, kx)`` is read with ``readout_axis=-1``.
 - Readout cropping (``crop_readout=True``): each line is transformed to image space along the
   readout with the centred orthonormal 1D DFT (``fftshift(ifft(ifftshift(k), norm="ortho"))``,
-  the convention of :mod:`mrideblur.mri.fourier` on one axis), the central half
+  the convention of :mod:`mrideblur.physics.fourier` on one axis), the central half
   (``N // 2 - N // 4 ..``, the columns of fastMRI's 320 x 320 crop) is kept, and it is
   transformed back. Image values are unchanged by the crop.
 - Acquired lines: from ``mask`` when the file has one, else the ky lines that are not all zero
@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from .case import SHOT_ORDERINGS, Case, assign_shots, open_hdf5, read_dataset, validate_case
-from .ismrmrd_io import center_crop_readout, parse_ismrmrd_header
+from .case_base import SHOT_ORDERINGS, Case, assign_shots, center_crop_readout, open_hdf5, read_dataset, validate_case
+from .ismrmrd_header import parse_ismrmrd_header
 
 __all__ = ["read_fastmri"]
 

@@ -88,12 +88,13 @@ def _to_gray(arr: np.ndarray, path: Path) -> np.ndarray:
     )
 
 
-def _check_values(img: np.ndarray, path: Path) -> np.ndarray:
+def _check_values(img: np.ndarray, path: Path, what: str = "image", element: str = "pixel") -> np.ndarray:
+    """``img`` unchanged, or a ``ValueError`` naming ``path`` when it is empty or not finite."""
     if img.size == 0:
-        raise ValueError(f"{path}: the image is empty (shape {img.shape})")
+        raise ValueError(f"{path}: the {what} is empty (shape {img.shape})")
     bad = int(np.count_nonzero(~np.isfinite(img)))
     if bad:
-        raise ValueError(f"{path}: {bad} NaN or infinite pixel(s); expected finite values")
+        raise ValueError(f"{path}: {bad} NaN or infinite {element}(s); expected finite values")
     return img
 
 
@@ -171,7 +172,7 @@ def write_image(
     Returns
     -------
     Path
-        The written file.
+        ``path``, now holding the image in the format of its suffix.
 
     Raises
     ------
@@ -218,7 +219,7 @@ def write_array(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     Returns
     -------
     Path
-        The written file.
+        ``path``, now holding the array.
 
     Raises
     ------

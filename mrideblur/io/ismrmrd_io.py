@@ -1,10 +1,13 @@
 """Reading Cartesian ISMRMRD raw data (``.h5``) into a :class:`~mrideblur.io.case.Case`.
 
-The file is read with h5py on the standard ISMRMRD HDF5 layout — ``/dataset/xml`` (the XML
-header) and ``/dataset/data`` (one compound record per acquired line: ``head``, ``traj``,
-``data``), the layout that the ``ismrmrd`` Python package's ``Dataset`` writes and reads — so
-the ``ismrmrd`` package is not needed to read (the tests use it, when installed, to write a
-reference file). The XML header is parsed with the standard library.
+The file holds the standard ISMRMRD HDF5 layout: ``/dataset/xml`` (the XML header) and
+``/dataset/data`` (one compound record per acquired line: ``head``, ``traj``, ``data``). It is
+read with the ``ismrmrd`` package (a dependency, imported on first use): the records become
+``ismrmrd.Acquisition`` objects (``ismrmrd.file.Acquisitions``, on the package's record type
+``ismrmrd.hdf5.acquisition_dtype``), their flags are tested with the package's ``ACQ_*``
+constants, and the header is read by :func:`~mrideblur.io.ismrmrd_header.parse_ismrmrd_header`
+(``ismrmrd.xsd``). The file is opened read-only with h5py, so that a missing file, a non-HDF5
+file or a missing dataset gives a one-line error naming the file and the dataset.
 
 What the reader does
 --------------------
@@ -13,7 +16,7 @@ What the reader does
   3D case. Only Cartesian trajectories are read.
 - Lines: ``idx.kspace_encode_step_1`` -> ``ky``, ``idx.kspace_encode_step_2`` -> ``kz``,
   ``idx.slice`` -> the slice of a stack. The ``encodingLimits`` centres are put on the grid
-  centre ``N // 2`` (CONVENTIONS.md: index ``N // 2`` is DC); without limits the step is the
+  centre ``N // 2`` (docs/conventions.md: index ``N // 2`` is DC); without limits the step is the
   grid index. Along the readout, ``discard_pre``/``discard_post`` samples are dropped and
   ``center_sample`` lands on ``kx = N // 2``; lines flagged ``ACQ_IS_REVERSE`` are reversed.
 - Skipped: acquisitions of another encoding space (``encoding_space_ref != 0``), noise,
@@ -24,7 +27,7 @@ What the reader does
   that names the counters that differ; choose one with ``select``.
 - Readout oversampling: when the header's encoded matrix ``x`` is twice the recon matrix
   ``x``, the readout is cropped to the central half in image space (centred orthonormal 1D
-  transform along ``kx``, the convention of :mod:`mrideblur.mri.fourier`).
+  transform along ``kx``, the convention of :mod:`mrideblur.physics.fourier`).
 - Voxel size ``(dz, dy, dx)`` from the encoded field of view over the encoded matrix
   (``dz`` the slice thickness in 2D).
 
@@ -53,197 +56,32 @@ rule was used.
 from __future__ import annotations
 
 import os
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .case import Case, assign_shots, open_hdf5, read_dataset, validate_case
+from .case_base import Case, assign_shots, center_crop_readout, open_hdf5, read_dataset, validate_case
+from .ismrmrd_header import IsmrmrdHeader, import_ismrmrd, parse_ismrmrd_header
 
 __all__ = ["IsmrmrdHeader", "parse_ismrmrd_header", "read_ismrmrd", "center_crop_readout", "SKIPPED_FLAGS"]
 
-#: ISMRMRD acquisition flags (bit number, 1-based) whose lines are not image k-space.
+#: ISMRMRD acquisition flags (names of the ``ismrmrd`` package's constants) whose lines are not
+#: image k-space.
 SKIPPED_FLAGS = {
-    19: "noise measurement",
-    20: "parallel calibration",
-    23: "navigation",
-    24: "phase correction",
-    26: "HP feedback",
-    27: "dummy scan",
-    28: "RT feedback",
-    29: "surface coil correction",
-    30: "phase stabilisation reference",
-    31: "phase stabilisation",
+    "ACQ_IS_NOISE_MEASUREMENT": "noise measurement",
+    "ACQ_IS_PARALLEL_CALIBRATION": "parallel calibration",
+    "ACQ_IS_NAVIGATION_DATA": "navigation",
+    "ACQ_IS_PHASECORR_DATA": "phase correction",
+    "ACQ_IS_HPFEEDBACK_DATA": "HP feedback",
+    "ACQ_IS_DUMMYSCAN_DATA": "dummy scan",
+    "ACQ_IS_RTFEEDBACK_DATA": "RT feedback",
+    "ACQ_IS_SURFACECOILCORRECTIONSCAN_DATA": "surface coil correction",
+    "ACQ_IS_PHASE_STABILIZATION_REFERENCE": "phase stabilisation reference",
+    "ACQ_IS_PHASE_STABILIZATION": "phase stabilisation",
 }
-_FLAG_REVERSE = 22
 _COUNTERS = ("average", "contrast", "phase", "repetition", "set", "segment", "slice")
 _EXPECTED = "an ISMRMRD file (HDF5 with /dataset/xml and /dataset/data)"
-
-
-# ----------------------------------------------------------------------------------- header
-
-
-@dataclass
-class IsmrmrdHeader:
-    """What the readers use from an ISMRMRD XML header (its first ``<encoding>``).
-
-    Attributes
-    ----------
-    encoded_matrix, recon_matrix : (x, y, z) ints
-        ``encodedSpace`` and ``reconSpace`` matrix sizes.
-    encoded_fov_mm, recon_fov_mm : (x, y, z) floats
-        Fields of view in millimetres (0 when absent).
-    limits : dict of str -> (minimum, maximum, center)
-        ``encodingLimits`` entries present (``"kspace_encoding_step_1"``, ``"slice"``, ...).
-    trajectory : str
-        ``"cartesian"``, ``"radial"``, ... (``""`` when absent).
-    n_encodings : int
-        Number of ``<encoding>`` elements (only the first is used).
-    """
-
-    encoded_matrix: tuple[int, int, int]
-    recon_matrix: tuple[int, int, int]
-    encoded_fov_mm: tuple[float, float, float]
-    recon_fov_mm: tuple[float, float, float]
-    limits: dict[str, tuple[int, int, int]]
-    trajectory: str
-    n_encodings: int
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _child(elem: ET.Element | None, name: str) -> ET.Element | None:
-    if elem is None:
-        return None
-    for c in elem:
-        if _local(c.tag) == name:
-            return c
-    return None
-
-
-def _path(elem: ET.Element | None, path: str) -> ET.Element | None:
-    for part in path.split("/"):
-        elem = _child(elem, part)
-    return elem
-
-
-def parse_ismrmrd_header(xml: str | bytes, where: str = "header") -> IsmrmrdHeader:
-    """Parse the parts of an ISMRMRD XML header that the readers need.
-
-    Parameters
-    ----------
-    xml : str or bytes
-        The header document (namespace ``http://www.ismrm.org/ISMRMRD`` or none).
-    where : str
-        Prefix of error messages (file and dataset name).
-
-    Returns
-    -------
-    IsmrmrdHeader
-
-    Raises
-    ------
-    ValueError
-        Not XML, no ``<encoding>``, or a missing or non-numeric ``encodedSpace`` /
-        ``reconSpace`` matrix size.
-    """
-    if isinstance(xml, np.ndarray):
-        xml = xml.ravel()[0]
-    if isinstance(xml, bytes):
-        xml = xml.decode("utf-8", errors="replace")
-    try:
-        root = ET.fromstring(str(xml).strip())
-    except ET.ParseError as exc:
-        raise ValueError(f"{where}: expected an ISMRMRD XML header, could not parse it ({exc})") from None
-    encodings = [c for c in root if _local(c.tag) == "encoding"]
-    if not encodings:
-        raise ValueError(f"{where}: expected an ISMRMRD XML header with an <encoding> element, found none")
-    enc = encodings[0]
-
-    def triple(space: str, what: str, cast: type, required: bool) -> tuple:
-        node = _path(enc, f"{space}/{what}")
-        vals = []
-        for axis in "xyz":
-            leaf = _child(node, axis)
-            if leaf is None or leaf.text is None:
-                if required and axis != "z":
-                    raise ValueError(
-                        f"{where}: expected <encoding><{space}><{what}><{axis}> in the XML header, "
-                        "found none"
-                    )
-                vals.append(cast(1 if what == "matrixSize" else 0))
-                continue
-            try:
-                vals.append(cast(float(leaf.text)))
-            except ValueError:
-                raise ValueError(f"{where}: <{space}><{what}><{axis}>: expected a number, got {leaf.text!r}") from None
-        return tuple(vals)
-
-    enc_m = triple("encodedSpace", "matrixSize", int, True)
-    rec_m = triple("reconSpace", "matrixSize", int, False) if _child(enc, "reconSpace") is not None else enc_m
-    enc_f = triple("encodedSpace", "fieldOfView_mm", float, False)
-    rec_f = triple("reconSpace", "fieldOfView_mm", float, False) if _child(enc, "reconSpace") is not None else enc_f
-    limits: dict[str, tuple[int, int, int]] = {}
-    lim_node = _child(enc, "encodingLimits")
-    if lim_node is not None:
-        for lim in lim_node:
-            vals = []
-            for part in ("minimum", "maximum", "center"):
-                leaf = _child(lim, part)
-                try:
-                    vals.append(int(float(leaf.text)) if leaf is not None and leaf.text else 0)
-                except ValueError:
-                    raise ValueError(
-                        f"{where}: <encodingLimits><{_local(lim.tag)}><{part}>: expected an integer, got "
-                        f"{leaf.text!r}"
-                    ) from None
-            limits[_local(lim.tag)] = (vals[0], vals[1], vals[2])
-    traj = _child(enc, "trajectory")
-    return IsmrmrdHeader(
-        encoded_matrix=enc_m,
-        recon_matrix=rec_m,
-        encoded_fov_mm=enc_f,
-        recon_fov_mm=rec_f,
-        limits=limits,
-        trajectory=(traj.text or "").strip() if traj is not None else "",
-        n_encodings=len(encodings),
-    )
-
-
-# ---------------------------------------------------------------------------------- readout
-
-
-def center_crop_readout(kspace: np.ndarray, width: int) -> np.ndarray:
-    """Crop the readout (last axis) to its central ``width`` samples in image space.
-
-    ``k -> F1(crop(F1^-1 k))`` with the centred orthonormal 1D transform along ``kx``,
-    ``F1 x = fftshift(fft(ifftshift(x), norm="ortho"))`` — the convention of
-    :mod:`mrideblur.mri.fourier` applied to one axis. The kept image columns are
-    ``N // 2 - width // 2 .. + width``, so the image centre stays at index ``width // 2``;
-    image values are unchanged by the crop (the transform is unitary on each side).
-
-    Parameters
-    ----------
-    kspace : (..., kx) complex array
-    width : int
-        ``1 .. kx``.
-
-    Returns
-    -------
-    (..., width) complex64 array
-    """
-    n = kspace.shape[-1]
-    if not 1 <= width <= n:
-        raise ValueError(f"width: expected 1 .. {n}, got {width}")
-    img = np.fft.fftshift(np.fft.ifft(np.fft.ifftshift(kspace, axes=-1), axis=-1, norm="ortho"), axes=-1)
-    start = n // 2 - width // 2
-    img = img[..., start : start + width]
-    out = np.fft.fftshift(np.fft.fft(np.fft.ifftshift(img, axes=-1), axis=-1, norm="ortho"), axes=-1)
-    return out.astype(np.complex64, copy=False)
 
 
 # ------------------------------------------------------------------------------------ shots
@@ -295,6 +133,48 @@ _RULE_TEXT = {
     "encoding jumps": "a new shot where the phase encoding moves against the running direction of the shot "
     "(segment/repetition unused and no time gaps in the file)",
 }
+
+
+# ------------------------------------------------------------------------------------- file
+
+
+def _read_file(p: Path, dataset: str) -> tuple[Any, list[Any]]:
+    """The XML header and the acquisitions (``ismrmrd.Acquisition``, in file order) of a file."""
+    import h5py
+
+    ismrmrd = import_ismrmrd()
+    where_data = f"{p}: dataset '{dataset}/data'"
+    with open_hdf5(p, _EXPECTED) as f:
+        if dataset not in f or not isinstance(f[dataset], h5py.Group):
+            raise ValueError(f"{p}: group {dataset!r}: missing; expected {_EXPECTED}")
+        xml = read_dataset(f[dataset], "xml", p, "the ISMRMRD XML header")
+        if "data" not in f[dataset]:
+            raise ValueError(f"{where_data}: missing; expected ISMRMRD acquisitions (compound head/traj/data)")
+        ds = f[dataset]["data"]
+        if not isinstance(ds, h5py.Dataset) or not {"head", "traj", "data"} <= set(ds.dtype.names or ()):
+            raise ValueError(
+                f"{where_data}: expected compound records with fields 'head', 'traj' and 'data', got "
+                f"{getattr(ds, 'dtype', 'a ' + type(ds).__name__)}"
+            )
+        missing = [n for n in ismrmrd.hdf5.acquisition_header_dtype.names if n not in (ds.dtype["head"].names or ())]
+        if missing:
+            raise ValueError(f"{where_data}: expected the ISMRMRD acquisition header fields, missing {missing}")
+        try:  # HDF5 converts the records, field by field, to the package's record type
+            records = np.atleast_1d(ds.astype(ismrmrd.hdf5.acquisition_dtype)[()])
+        except Exception as exc:  # noqa: BLE001 - h5py raises several types for bad data
+            raise ValueError(f"{where_data}: could not read the acquisitions ({type(exc).__name__}: {exc})") from None
+    acquisitions = []
+    for i, rec in enumerate(records):
+        try:
+            acquisitions.append(ismrmrd.file.Acquisitions.from_numpy(rec))
+        except ValueError:
+            h = rec["head"]
+            nc, ns, nt = int(h["active_channels"]), int(h["number_of_samples"]), int(h["trajectory_dimensions"])
+            raise ValueError(
+                f"{where_data}: acquisition {i}: expected {2 * ns * nc} data floats (2 x {nc} channels x {ns} "
+                f"samples) and {ns * nt} trajectory floats, got {np.size(rec['data'])} and {np.size(rec['traj'])}"
+            ) from None
+    return xml, acquisitions
 
 
 # ----------------------------------------------------------------------------------- reader
@@ -349,8 +229,6 @@ def read_ismrmrd(
         their acquired lines or shot maps, a 3D file with several slices (slabs), bad options.
         The message names the file and the dataset or field.
     """
-    import h5py
-
     p = Path(path)
     if shots != "acquisition" and (isinstance(shots, bool) or not isinstance(shots, (int, np.integer))):
         raise ValueError(f"shots: expected 'acquisition' or an integer number of shots, got {shots!r}")
@@ -360,48 +238,37 @@ def read_ismrmrd(
     for key in select:
         if key not in _COUNTERS:
             raise ValueError(f"select: expected keys among {_COUNTERS}, got {key!r}")
-    with open_hdf5(p, _EXPECTED) as f:
-        if dataset not in f or not isinstance(f[dataset], h5py.Group):
-            raise ValueError(f"{p}: group {dataset!r}: missing; expected {_EXPECTED}")
-        xml = read_dataset(f[dataset], "xml", p, "the ISMRMRD XML header")
-        data = read_dataset(f[dataset], "data", p, "ISMRMRD acquisitions (compound head/traj/data)")
+    xml, acqs = _read_file(p, dataset)
+    ismrmrd = import_ismrmrd()
     where_xml = f"{p}: dataset '{dataset}/xml'"
     where_data = f"{p}: dataset '{dataset}/data'"
     hdr = parse_ismrmrd_header(xml, where_xml)
     if hdr.trajectory and hdr.trajectory.lower() != "cartesian":
         raise ValueError(f"{where_xml}: expected a Cartesian trajectory, got {hdr.trajectory!r}")
-    if data.dtype.names is None or not {"head", "data"} <= set(data.dtype.names):
-        raise ValueError(
-            f"{where_data}: expected compound records with fields 'head' and 'data', got dtype "
-            f"{data.dtype}"
-        )
-    data = np.atleast_1d(data)
-    head = data["head"]
-    try:
-        flags = head["flags"].astype(np.uint64)
-        idx = head["idx"]
-        e1 = idx["kspace_encode_step_1"].astype(np.int64)
-        e2 = idx["kspace_encode_step_2"].astype(np.int64)
-        counters = {name: idx[name].astype(np.int64) for name in _COUNTERS}
-        nch = head["active_channels"].astype(np.int64)
-        nsamp = head["number_of_samples"].astype(np.int64)
-        dpre = head["discard_pre"].astype(np.int64)
-        dpost = head["discard_post"].astype(np.int64)
-        csamp = head["center_sample"].astype(np.int64)
-        space = head["encoding_space_ref"].astype(np.int64)
-        stamps = head["acquisition_time_stamp"].astype(np.int64)
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"{where_data}: expected the ISMRMRD acquisition header fields, missing {exc}") from None
 
-    def flag(bit: int) -> np.ndarray:
-        return (flags & np.uint64(1 << (bit - 1))) != 0
+    def column(get: Any) -> np.ndarray:
+        return np.array([get(a) for a in acqs], dtype=np.int64).reshape(len(acqs))
+
+    def flag(name: str) -> np.ndarray:
+        bit = getattr(ismrmrd, name)
+        return np.array([a.is_flag_set(bit) for a in acqs], dtype=bool).reshape(len(acqs))
+
+    e1 = column(lambda a: a.idx.kspace_encode_step_1)
+    e2 = column(lambda a: a.idx.kspace_encode_step_2)
+    counters = {name: column(lambda a, n=name: getattr(a.idx, n)) for name in _COUNTERS}
+    nch = column(lambda a: a.active_channels)
+    dpre = column(lambda a: a.discard_pre)
+    dpost = column(lambda a: a.discard_post)
+    csamp = column(lambda a: a.center_sample)
+    space = column(lambda a: a.encoding_space_ref)
+    stamps = column(lambda a: a.acquisition_time_stamp)
 
     keep = space == 0
     skipped: dict[str, int] = {}
     if np.any(space != 0):
         skipped["other encoding space"] = int(np.count_nonzero(space != 0))
-    for bit, name in SKIPPED_FLAGS.items():
-        hit = flag(bit) & keep
+    for const, name in SKIPPED_FLAGS.items():
+        hit = flag(const) & keep
         if hit.any():
             skipped[name] = int(hit.sum())
             keep &= ~hit
@@ -413,7 +280,7 @@ def read_ismrmrd(
     order = np.flatnonzero(keep)
     if order.size == 0:
         raise ValueError(
-            f"{where_data}: expected image k-space lines, found none ({len(data)} acquisition(s); "
+            f"{where_data}: expected image k-space lines, found none ({len(acqs)} acquisition(s); "
             f"skipped {skipped or 'none'})"
         )
 
@@ -471,17 +338,10 @@ def read_ismrmrd(
 
     # fill the grid
     kspace = np.zeros((nslice, ncoil_i, nz, enc_y, enc_x), dtype=np.complex64)
-    reverse = flag(_FLAG_REVERSE)
-    payload = data["data"]
+    reverse = flag("ACQ_IS_REVERSE")
     for j, i in enumerate(order):
-        ns = int(nsamp[i])
-        raw = np.asarray(payload[i], dtype=np.float32)
-        if raw.size != 2 * ns * ncoil_i:
-            raise ValueError(
-                f"{where_data}: acquisition {int(i)}: expected {2 * ns * ncoil_i} floats "
-                f"(2 x {ncoil_i} channels x {ns} samples), got {raw.size}"
-            )
-        line = raw.view(np.complex64).reshape(ncoil_i, ns)
+        line = acqs[i].data  # (channels, samples) complex64
+        ns = line.shape[1]
         lo, hi = int(dpre[i]), ns - int(dpost[i])
         if not 0 <= lo < hi <= ns:
             raise ValueError(
@@ -497,8 +357,7 @@ def read_ismrmrd(
         if start < 0 or start + line.shape[1] > enc_x:
             raise ValueError(
                 f"{where_data}: acquisition {int(i)}: {line.shape[1]} samples centred on sample {centre} do "
-                "not fit the "
-                f"encoded matrix x = {enc_x} of the XML header"
+                f"not fit the encoded matrix x = {enc_x} of the XML header"
             )
         kspace[slice_pos[j], :, kz[j], ky[j], start : start + line.shape[1]] = line
     if not np.all(np.isfinite(kspace)):

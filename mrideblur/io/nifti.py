@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write, full_suffix
-from .images import _check_readable
+from .images import _check_readable, _check_values
 
 __all__ = ["NIFTI_SUFFIXES", "is_nifti", "read_nifti", "write_nifti"]
 
@@ -67,12 +67,7 @@ def read_nifti(path: str | os.PathLike[str]):  # -> tuple[np.ndarray, np.ndarray
         header = img.header.copy()
     except Exception as exc:  # noqa: BLE001 - nibabel, gzip, zlib and numpy raise many types
         raise ValueError(f"{p}: could not read as {_EXPECTED} ({type(exc).__name__}: {exc})") from None
-    if data.size == 0:
-        raise ValueError(f"{p}: the volume is empty (shape {data.shape})")
-    bad = int(np.count_nonzero(~np.isfinite(data)))
-    if bad:
-        raise ValueError(f"{p}: {bad} NaN or infinite voxel(s); expected finite values")
-    return data, affine, header
+    return _check_values(data, p, "volume", "voxel"), affine, header
 
 
 def write_nifti(
@@ -99,7 +94,7 @@ def write_nifti(
     Returns
     -------
     Path
-        The written file.
+        ``path``, now holding the volume.
 
     Raises
     ------

@@ -40,7 +40,7 @@ def affine_from_voxel_size(voxel_size_mm: tuple[float, ...] | None, ndim: int) -
 
 def write_motion_csv(path: str | os.PathLike[str], motion: np.ndarray, voxel_size_mm: tuple[float, ...] | None = None,
                      slice_ids: list[int] | None = None) -> Path:
-    """Motion table in the CONVENTIONS.md CSV format.
+    """Motion table in the docs/conventions.md CSV format.
 
     ``motion`` ``(nshot, 3)`` -> ``shot,rot_deg,ty,tx`` (+ ``ty_mm,tx_mm``); ``(nshot, 6)`` ->
     ``shot,rz_deg,ry_deg,rx_deg,tz,ty,tx`` (+ ``tz_mm,ty_mm,tx_mm``); ``(slices, nshot, 3)``

@@ -1,28 +1,38 @@
 """Multi-coil MRI with rigid motion: ``y_s = M_s F S T(theta_s) x + n`` for every shot ``s``.
 
-- :mod:`.fourier`: the centred orthonormal FFT of CONVENTIONS.md (numpy and torch);
-- :mod:`.motion` / :mod:`.motion_torch`: rigid motion ``T(theta)`` by Fourier shears;
-- :mod:`.shots`: shot maps (which lines each shot acquired);
-- :mod:`.coils`: coil maps — ESPIRiT/JSENSE calibration, simulated arrays, a polynomial model;
-- :mod:`.model` / :mod:`.model_torch`: the whole model as a sigpy ``Linop`` and its
-  differentiable torch twin;
-- :mod:`.recon`: known-motion CG-SENSE (:func:`sense_recon`), the oracle of every benchmark;
-- :mod:`.simulate`: motion-corrupted cases from any image or volume, without the inverse crime.
-- :mod:`.autofocus`: per-shot motion from one image (no raw k-space) by gradient-entropy autofocus.
+What MRI users call, gathered from the layers that hold it:
+
+- :func:`correct`: motion correction of raw k-space by a method of the catalogue
+  (``"none"``, ``"aligned-sense"``, ``"jsmoco"``; :data:`METHODS`), returning a :class:`Result`;
+- :func:`correct_magnitude_image`: motion correction of a magnitude image without raw data;
+- :func:`sense_recon`: known-motion CG-SENSE, the oracle of every benchmark;
+- the physics (:mod:`mrideblur.physics`): :func:`fft`/:func:`ifft` (the centred orthonormal FFT
+  of docs/conventions.md), rigid motion, shot maps, coil maps, the model as a sigpy ``Linop``
+  (:class:`MultiShotSense`) and its torch twin, and :func:`simulate`.
 """
 
-from .autofocus import autofocus
-from .coils import PolynomialCoilModel, estimate_sens, normalize_sens, simulate_sens
-from .fourier import fft, ifft
-from .model import MultiShotSense
-from .model_torch import MultiShotSenseTorch
-from .motion import RigidMotion, rigid2d, rigid3d
-from .recon import sense_recon
-from .shots import make_shot_index, shot_masks, validate_shot_index
-from .simulate import motion_track, simulate
+from ..estimators.api import correct, correct_magnitude_image
+from ..estimators.autofocus import autofocus
+from ..estimators.base import Result
+from ..estimators.catalogue import methods as _methods
+from ..physics.coils import PolynomialCoilModel, estimate_sens, normalize_sens, simulate_sens
+from ..physics.fourier import fft, ifft
+from ..physics.multishot import MultiShotSense
+from ..physics.multishot_torch import MultiShotSenseTorch
+from ..physics.motion import RigidMotion, rigid2d, rigid3d
+from ..estimators.sense import sense_recon
+from ..physics.shots import make_shot_index, shot_masks, validate_shot_index
+from ..physics.simulate import motion_track, simulate
+
+#: Methods of :func:`correct`, read from the catalogue.
+METHODS = _methods("kspace")
 
 __all__ = [
+    "METHODS",
+    "Result",
     "autofocus",
+    "correct",
+    "correct_magnitude_image",
     "MultiShotSense",
     "MultiShotSenseTorch",
     "PolynomialCoilModel",

@@ -9,7 +9,7 @@ Pieces, each in its own module:
   checkpoint, ``denoise`` / ``score`` complex images (numpy or torch);
 - :mod:`~mrideblur.prior.samplers` -- unconditional predictor-corrector and fast (Heun /
   DDIM-style) samplers, and posterior samplers with data consistency for any linear physics;
-- :mod:`~mrideblur.prior.physics` -- the physics interface the samplers use (``A``,
+- :mod:`~mrideblur.physics.operators` -- the physics interface the samplers use (``A``,
   ``A_adjoint``) and small generic operators (masked Fourier sampling, convolution);
 - :mod:`~mrideblur.prior.data` -- training slices, augmentation (random smooth phase), the
   held-out split; :mod:`~mrideblur.prior.train` -- denoising score matching with EMA,
@@ -38,9 +38,6 @@ __all__ = [
     "UNetConfig",
     "VESDE",
     "ScorePrior",
-    "LinearPhysics",
-    "MaskedFourier",
-    "Convolution",
     "sample_pc",
     "sample_fast",
     "posterior_sample",
@@ -54,9 +51,6 @@ _WHERE = {
     "UNetConfig": "unet",
     "VESDE": "sde",
     "ScorePrior": "score",
-    "LinearPhysics": "physics",
-    "MaskedFourier": "physics",
-    "Convolution": "physics",
     "sample_pc": "samplers",
     "sample_fast": "samplers",
     "posterior_sample": "samplers",

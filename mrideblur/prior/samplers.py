@@ -1,5 +1,5 @@
 """Samplers for the diffusion prior: unconditional, and posterior with data consistency for any
-linear physics (:mod:`mrideblur.prior.physics`).
+linear physics (:mod:`mrideblur.physics.operators`).
 
 Unconditional
 -------------
@@ -43,7 +43,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .physics import cg_normal
+from ..physics.operators import cg_normal
 from .score import ScorePrior
 
 __all__ = ["sample_pc", "sample_fast", "posterior_sample", "estimate_norm"]
@@ -216,7 +216,7 @@ def posterior_sample(prior: ScorePrior, physics, y, steps: int = 50, method: str
     Parameters
     ----------
     prior : ScorePrior
-    physics : object with ``A``, ``A_adjoint`` (:mod:`mrideblur.prior.physics`)
+    physics : object with ``A``, ``A_adjoint`` (:mod:`mrideblur.physics.operators`)
         Applied to complex torch images ``(n, H, W)`` on the prior's device.
     y : array or tensor
         Measurements of one image: ``physics.A`` of an ``(1, H, W)`` image is ``(1, *y.shape)``.

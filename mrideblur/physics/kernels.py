@@ -2,7 +2,7 @@
 
 Every kernel is a 2D ``float64`` array of odd size ``(ky, kx)``, non-negative and summing to
 one, with its nominal centre at index ``(ky // 2, kx // 2)``.  A kernel ``k`` acts on an image
-``x`` by convolution, ``y = k * x`` (see :func:`mrideblur.deblur.blur`).
+``x`` by convolution, ``y = k * x`` (see :func:`mrideblur.physics.blur`).
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def linear_motion_kernel(length: float, angle_deg: float = 0.0, size: int | None
         Segment length in pixels (> 0).
     angle_deg : float
         Direction of the motion in degrees; 0 is along +x, positive turns +x towards +y
-        (the sign convention of the MRI rotations in ``CONVENTIONS.md``).
+        (the sign convention of the MRI rotations in docs/conventions.md).
     size : int, optional
         Odd kernel size; default the smallest that holds the segment.
 

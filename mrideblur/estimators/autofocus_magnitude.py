@@ -10,8 +10,8 @@ Fourier; exact for magnitude images simulated from real objects), with one coil 
     \qquad x \in \mathbb{R}^{n_y \times n_x},
 
 with ``F`` the centred orthonormal DFT, ``M_s`` the phase-encode lines of shot ``s`` and
-``T(theta_s)`` its rigid motion (CONVENTIONS.md). Treating ``F m`` as k-space, as the
-line-by-line correction of :mod:`mrideblur.mri.autofocus` does, is wrong for a magnitude image:
+``T(theta_s)`` its rigid motion (docs/conventions.md). Treating ``F m`` as k-space, as the
+line-by-line correction of :mod:`mrideblur.estimators.autofocus` does, is wrong for a magnitude image:
 line ``k`` of ``F m`` holds about the average of the shots that acquired ``k`` and ``-k``. The
 model above keeps the modulus where it belongs and un-mixes them. :func:`correct_magnitude`
 estimates ``x`` by
@@ -39,12 +39,15 @@ What it does not do: estimate the motion. In that model every motion fits the da
 (as many unknowns as data), so the motion is decided by the priors alone; the objective is
 lowest at the true motion along the line from zero to it, but in a basin about a quarter of
 the motion wide, with zero motion a local minimum, and with free per-shot motion the searches
-end at wrong motions that score better than the true one (:mod:`mrideblur.mri.autofocus`,
+end at wrong motions that score better than the true one (:mod:`mrideblur.estimators.autofocus`,
 "What an image can and cannot give back"). With one move per scan the same objective does
-rank the true motion first: :mod:`mrideblur.mri.autofocus_step` searches it globally.
+rank the true motion first: :mod:`mrideblur.estimators.autofocus_step` searches it globally.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import time
 from collections.abc import Callable
@@ -53,13 +56,13 @@ import numpy as np
 import torch
 
 from .. import __version__
-from .align import rebase_motion, reference_shot
-from .correct import Result
-from .fourier import fft_torch, ifft_torch
-from .motion_torch import rigid2d_torch
-from .shots import count_shots, validate_shot_index
+from .aligned_sense import rebase_motion, reference_shot
+from .base import CancelFn, Cancelled, Options, ProgressFn, Result
+from ..physics.fourier import fft_torch, ifft_torch
+from ..physics.motion_torch import rigid2d_torch
+from ..physics.shots import count_shots, validate_shot_index
 
-__all__ = ["L1_WEIGHT", "TV_WEIGHT", "correct_magnitude", "magnitude_forward"]
+__all__ = ["L1_WEIGHT", "TV_WEIGHT", "MagnitudeOptions", "correct_magnitude", "run", "magnitude_forward"]
 
 #: Weight of the total variation (per pixel of an image scaled to unit peak).
 TV_WEIGHT = 0.003
@@ -73,11 +76,8 @@ CONTINUATIONS = ((1.0,), (10.0, 3.0, 1.0), (30.0, 10.0, 3.0, 1.0))
 _EPS_MOD = 1e-8
 _EPS_L1 = 1e-6
 _EPS_TV = 1e-3
-ProgressFn = Callable[[int, int, str], None]
 
 
-class _Cancelled(Exception):
-    pass
 
 
 def magnitude_forward(x: torch.Tensor, theta: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -121,7 +121,7 @@ def _objective(x: torch.Tensor, m: torch.Tensor, theta: torch.Tensor, masks: tor
 def _lbfgs_stage(x0: torch.Tensor, m: torch.Tensor, theta: torch.Tensor, masks: torch.Tensor, tv_weight: float,
                  l1_weight: float, n_it: int, tick: Callable[[torch.Tensor], None], evals: list[int]) -> torch.Tensor:
     """L-BFGS on the objective from ``x0`` (``n_it`` iterations); returns the new ``x``
-    (detached). ``tick(f)`` runs at every evaluation (it may raise :class:`_Cancelled`, which is
+    (detached). ``tick(f)`` runs at every evaluation (it may raise :class:`Cancelled`, which is
     re-raised carrying the current ``x``); ``evals[0]`` counts evaluations."""
     x = x0.detach().clone().requires_grad_(True)
     opt = torch.optim.LBFGS([x], lr=1.0, max_iter=n_it, max_eval=int(1.5 * n_it), history_size=30,
@@ -137,8 +137,8 @@ def _lbfgs_stage(x0: torch.Tensor, m: torch.Tensor, theta: torch.Tensor, masks: 
 
     try:
         opt.step(closure)
-    except _Cancelled:
-        raise _Cancelled(x.detach()) from None
+    except Cancelled:
+        raise Cancelled(x.detach()) from None
     return x.detach()
 
 
@@ -176,7 +176,7 @@ def correct_magnitude(
     max_iter: int = 300,
     device: str = "cpu",
     progress: ProgressFn | None = None,
-    cancel: Callable[[], bool] | None = None,
+    cancel: CancelFn | None = None,
 ) -> Result:
     """Undo known per-shot rigid motion in a magnitude image with the modulus forward model.
 
@@ -185,12 +185,12 @@ def correct_magnitude(
     image : (ny, nx) real array
         The motion-corrupted magnitude image (phase-encode axis 0, readout axis 1). Negative
         values are allowed (they are data), complex input is refused: for a complex image the
-        model is linear and :func:`mrideblur.mri.recon.sense_recon` with one coil of ones is the
+        model is linear and :func:`mrideblur.estimators.sense.sense_recon` with one coil of ones is the
         exact correction.
     shot_index : (ny,) int
         Shot of every phase-encode line (``-1``: not acquired).
     motion : (nshot, 3) float
-        ``rot_deg, ty, tx`` per shot (degrees, pixels), relative to shot 0 (CONVENTIONS.md), e.g.
+        ``rot_deg, ty, tx`` per shot (degrees, pixels), relative to shot 0 (docs/conventions.md), e.g.
         from a navigator, an external tracker or the raw-data estimate of the same scan.
     tv_weight, l1_weight : float
         ``lambda_TV`` and the final ``lambda_1`` of the module notes (per pixel of an image of
@@ -209,7 +209,7 @@ def correct_magnitude(
     -------
     Result
         ``image`` ``(ny, nx)`` float32, ``>= 0``, in the frame of the shot owning the k-space
-        centre (where :func:`mrideblur.mri.autofocus.autofocus` reports too), same intensity
+        centre (where :func:`mrideblur.estimators.autofocus.autofocus` reports too), same intensity
         scale as the input; ``motion`` the given motion (float64, shot 0 zero); ``sens``
         ``(1, ny, nx)`` ones; ``report``: ``method`` (``"magnitude-model"``), ``parameters``,
         ``reference_shot``, ``starts`` (per start: the ``l1_weight`` schedule, final objective,
@@ -223,7 +223,7 @@ def correct_magnitude(
         does not fit axis 0, a motion table of the wrong shape or with non-finite values,
         negative or non-finite weights, ``max_iter < 1``.
     """
-    m_np = check_magnitude_image(image, "the single-coil model is linear (use mrideblur.mri.recon.sense_recon "
+    m_np = check_magnitude_image(image, "the single-coil model is linear (use mrideblur.estimators.sense.sense_recon "
                                         "with one coil of ones)")
     si = validate_shot_index(shot_index, (m_np.shape[0],))
     nshot = count_shots(si)
@@ -249,7 +249,7 @@ def correct_magnitude(
     def tick(start: int, f: torch.Tensor) -> None:
         nonlocal step
         if cancel is not None and cancel():
-            raise _Cancelled
+            raise Cancelled
         step += 1
         if progress is not None:
             progress(min(step, total), total, f"magnitude model, start {start + 1}/{len(stages)}: objective {float(f):.5g}")
@@ -263,7 +263,7 @@ def correct_magnitude(
         try:
             for factor, n_it in zip(factors, iters):
                 x = _lbfgs_stage(x, m, theta, masks, tv_weight, l1_weight * factor, n_it, lambda f, i=i: tick(i, f), evals)
-        except _Cancelled as stop:
+        except Cancelled as stop:
             cancelled = True
             x = stop.args[0] if stop.args else x
         with torch.no_grad():
@@ -296,3 +296,26 @@ def correct_magnitude(
         "versions": {"mrideblur": __version__, "numpy": np.__version__, "torch": torch.__version__},
     }
     return Result(image=out, motion=motion_out, sens=np.ones((1,) + m_np.shape, dtype=np.complex64), report=report)
+
+
+@dataclass
+class MagnitudeOptions(Options):
+    """Options of the known-motion modulus-model reconstruction (:func:`correct_magnitude`, which
+    documents them): ``motion`` ``(nshot, 3)`` ``[rot_deg, ty, tx]`` (required), ``tv_weight``,
+    ``l1_weight``, ``max_iter``, ``device``."""
+
+    motion: Any = None
+    tv_weight: float = TV_WEIGHT
+    l1_weight: float = L1_WEIGHT
+    max_iter: int = 300
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        if self.motion is None:
+            raise ValueError("motion: method 'known-motion' needs the motion table, (nshot, 3) [rot_deg, ty, tx]")
+
+
+def run(image: np.ndarray, shot_index: np.ndarray, options: MagnitudeOptions, progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None) -> Result:
+    """The catalogue's ``known-motion``: :func:`correct_magnitude` with ``options``."""
+    return correct_magnitude(image, shot_index, progress=progress, cancel=cancel, **options.kwargs())

@@ -1,7 +1,7 @@
 r"""Autofocus on a **magnitude** image with a one-step motion model.
 
 A magnitude image (what a NIfTI study holds) is, for an object ``x`` that is real before the
-modulus and one coil of ones (:mod:`mrideblur.mri.autofocus_magnitude`),
+modulus and one coil of ones (:mod:`mrideblur.estimators.autofocus_magnitude`),
 
 .. math::
 
@@ -11,13 +11,13 @@ when the subject moved once during the scan: the shots before the move and those
 see one pose. ``M_B`` holds the phase-encode lines of the shots on the far side of the move from
 the *reference shot* (the one owning the k-space centre, whose frame the result is in), ``M_A``
 the other acquired lines, ``T(theta)`` the rigid motion ``theta = (rot_deg, ty, tx)`` between
-the two poses, ``F`` the centred orthonormal DFT (CONVENTIONS.md).
+the two poses, ``F`` the centred orthonormal DFT (docs/conventions.md).
 
 For any one motion the modulus model fits the data exactly (as many real unknowns as data), so
 only a prior on ``x`` can rank motions. With free per-shot motion the priors we measured rank
-some wrong motions above the true one (:mod:`mrideblur.mri.autofocus`, module notes). With four
+some wrong motions above the true one (:mod:`mrideblur.estimators.autofocus`, module notes). With four
 unknowns (the step shot ``b`` and ``theta``) the same prior does rank them: the objective of
-:func:`mrideblur.mri.autofocus_magnitude.correct_magnitude`, minimised over ``x``,
+:func:`mrideblur.estimators.autofocus_magnitude.correct_magnitude`, minimised over ``x``,
 
 .. math::
 
@@ -39,7 +39,7 @@ motion a local minimum. It is searched globally, in three stages:
    solution at every evaluation).
 
 The motion with the lowest ``J`` is kept when it beats zero motion; the image is then
-:func:`~mrideblur.mri.autofocus_magnitude.correct_magnitude` with that motion. Measured on
+:func:`~mrideblur.estimators.autofocus_magnitude.correct_magnitude` with that motion. Measured on
 images from a simulator that shares no code with this one: ``benchmarks/autofocus.md``.
 
 Limits: one move per scan (a drift or several moves are fitted by the best single step);
@@ -50,6 +50,9 @@ motion larger than ``max_rot`` / ``max_trans`` is not searched; the search costs
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import itertools
 import time
 from collections.abc import Callable
@@ -59,27 +62,24 @@ import torch
 from scipy.optimize import minimize
 
 from .. import __version__
-from .align import rebase_motion, reference_shot
+from .aligned_sense import rebase_motion, reference_shot
 from .autofocus_magnitude import (
     check_magnitude_image,
     correct_magnitude,
     magnitude_scale,
     modulus_objective,
 )
-from .correct import Result
-from .fourier import fft_torch, ifft_torch
-from .motion_torch import rigid2d_torch
-from .shots import count_shots, validate_shot_index
+from .base import CancelFn, Cancelled, Options, ProgressFn, Result
+from ..physics.fourier import fft_torch, ifft_torch
+from ..physics.motion_torch import rigid2d_torch
+from ..physics.shots import count_shots, validate_shot_index
 
-__all__ = ["step_autofocus", "step_motion", "step_objective"]
+__all__ = ["StepAutofocusOptions", "run", "step_autofocus", "step_motion", "step_objective"]
 
 #: Most pixels solved in one batch (candidates x ny x nx): bounds memory (~1 GB at this size).
 BATCH_PIXELS = 2_000_000
-ProgressFn = Callable[[int, int, str], None]
 
 
-class _Cancelled(Exception):
-    pass
 
 
 def _line_masks(si: np.ndarray, b: int, ref: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,7 +136,7 @@ def _solve_chunked(m, theta, ma, mb, n_iter, tick=None):
 
 
 def step_motion(nshot: int, step_shot: int, theta: np.ndarray, ref: int) -> np.ndarray:
-    """Per-shot motion relative to shot 0 (CONVENTIONS.md) of a single move before shot
+    """Per-shot motion relative to shot 0 (docs/conventions.md) of a single move before shot
     ``step_shot`` by ``theta = (rot_deg, ty, tx)``, given in the frame of shot ``ref``.
 
     Returns
@@ -164,7 +164,7 @@ def step_objective(image: np.ndarray, shot_index: np.ndarray, step_shot: int, th
     n_iter : int, L-BFGS iterations on ``x``
     device : str
     """
-    m_np = check_magnitude_image(image, "use mrideblur.mri.autofocus.autofocus").astype(np.float64)
+    m_np = check_magnitude_image(image, "use mrideblur.estimators.autofocus.autofocus").astype(np.float64)
     si = validate_shot_index(shot_index, (m_np.shape[0],))
     dev = torch.device(device)
     m = torch.as_tensor(m_np / magnitude_scale(m_np), dtype=torch.float32, device=dev)
@@ -188,7 +188,7 @@ def step_autofocus(
     device: str = "cpu",
     seed: int = 0,
     progress: ProgressFn | None = None,
-    cancel: Callable[[], bool] | None = None,
+    cancel: CancelFn | None = None,
 ) -> Result:
     """Estimate a single rigid move from a magnitude image and undo it (module notes).
 
@@ -198,7 +198,7 @@ def step_autofocus(
         The motion-corrupted magnitude image; phase-encode axis 0, readout axis 1.
     shot_index : (ny,) int
         Shot of every phase-encode line (``-1``: not acquired), in acquisition order, e.g.
-        :func:`mrideblur.mri.shots.make_shot_index` with the assumed ordering.
+        :func:`mrideblur.physics.shots.make_shot_index` with the assumed ordering.
     max_rot, max_trans : float
         Search range, degrees and pixels (each of ``rot, ty, tx`` within +-).
     rot_step, trans_step : float
@@ -241,7 +241,7 @@ def step_autofocus(
         Not a finite real 2D image of at least 8x8 pixels, an all-zero image, a shot map that
         does not fit axis 0 or has fewer than two shots, non-positive ranges or steps.
     """
-    m_np = check_magnitude_image(image, "use mrideblur.mri.autofocus.autofocus")
+    m_np = check_magnitude_image(image, "use mrideblur.estimators.autofocus.autofocus")
     si = validate_shot_index(shot_index, (m_np.shape[0],))
     nshot = count_shots(si)
     if nshot < 2:
@@ -278,7 +278,7 @@ def step_autofocus(
         def f() -> None:
             nonlocal done
             if cancel is not None and cancel():
-                raise _Cancelled
+                raise Cancelled
             done += 1
             if progress is not None:
                 progress(min(done, total - 1), total, msg)
@@ -324,7 +324,7 @@ def step_autofocus(
                                      "evaluations": int(r.nfev)})
             if best is None or r.fun < best[0]:
                 best = (float(r.fun), b, np.asarray(r.x, dtype=np.float64))
-    except _Cancelled:
+    except Cancelled:
         cancelled = True
     moved = best is not None and best[0] < f_zero and not cancelled
     if moved:
@@ -359,3 +359,27 @@ def step_autofocus(
     }
     return Result(image=np.asarray(image_out, dtype=np.float32), motion=motion,
                   sens=np.ones((1,) + m_np.shape, dtype=np.complex64), report=report)
+
+
+@dataclass
+class StepAutofocusOptions(Options):
+    """Options of the step autofocus (:func:`step_autofocus`, which documents them): the search box
+    (``max_rot`` degrees, ``max_trans`` pixels), its grids, inner iterations, ``device``, ``seed``."""
+
+    max_rot: float = 3.0
+    max_trans: float = 3.0
+    rot_step: float = 1.0
+    trans_step: float = 1.0
+    coarse_rot_step: float = 2.0
+    top_steps: int = 3
+    n_iter: int = 50
+    refine_evals: int = 80
+    correct_iter: int = 300
+    device: str = "cpu"
+    seed: int = 0
+
+
+def run(image: np.ndarray, shot_index: np.ndarray, options: StepAutofocusOptions, progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None) -> Result:
+    """The catalogue's ``step-autofocus``: :func:`step_autofocus` with ``options``."""
+    return step_autofocus(image, shot_index, progress=progress, cancel=cancel, **options.kwargs())

@@ -6,9 +6,9 @@ The model is Fergus et al., "Removing camera shake from a single photograph" (SI
   differences; since convolution commutes with ``D``, ``g = k * u + n`` with ``u = D x``;
 - likelihood ``p(g | k, u) = N(g; k * u, 1/beta)`` (``beta`` the noise precision, estimated);
 - image prior ``p(u) = prod_l sum_c pi_c N(u_l; 0, v_c)`` — a zero-mean Gaussian mixture
-  fitted to natural-image gradients (:class:`~mrideblur.deblur.priors.GradientMixturePrior`);
+  fitted to natural-image gradients (:class:`~mrideblur.prior.gradient.GradientMixturePrior`);
 - kernel prior ``p(k) = prod_j sum_d pi_d lambda_d exp(-lambda_d k_j)``, ``k_j >= 0`` (sparse,
-  positive; :class:`~mrideblur.deblur.priors.KernelExponentialPrior`);
+  positive; :class:`~mrideblur.prior.gradient.KernelExponentialPrior`);
 - the blur is "valid" convolution: every observed gradient sees a latent gradient image that is
   ``kernel_size - 1`` pixels larger, so borders need no assumption (no wrap-around).
 
@@ -32,7 +32,7 @@ estimated kernel (hyper-Laplacian by default).
 
 ``method="diffusion"`` swaps the gradient prior for the MRI diffusion prior: the kernel (from the
 delta by default) is refitted by least squares in the gradient domain while the diffusion
-posterior sampler explores the image (:mod:`mrideblur.deblur.blind_diffusion`); the final image
+posterior sampler explores the image (:mod:`mrideblur.estimators.blind_diffusion`); the final image
 is again a non-blind deconvolution with the estimated kernel, the sampler's own image is kept in
 the history.
 """
@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import skimage.transform
@@ -51,47 +51,56 @@ from scipy import fft as sfft
 from scipy import signal
 from scipy.special import erfcx
 
-from .blur import check_image
-from .kernels import center_kernel
-from .nonblind import deconvolve
-from .priors import GRADIENT_PRIOR, KERNEL_PRIOR, GradientMixturePrior, KernelExponentialPrior
+from ..physics.kernels import center_kernel
+from ..prior.gradient import GRADIENT_PRIOR, KERNEL_PRIOR
+from .base import CancelFn, ProgressFn, Result, positive_int
+from .blind_common import BlindOptions, final_image, gradients, prepare
 
-__all__ = ["BlindResult", "blind_deconvolve", "BLIND_METHODS"]
+__all__ = ["MAPOptions", "VBOptions", "run"]
 
-BLIND_METHODS = ("vb", "map", "diffusion")
 #: Kernel entries below this fraction of the maximum are set to zero at the end of each scale.
 KERNEL_THRESHOLD = 0.1
 #: Amplitude of the uniform jitter added to the 3x3 starting kernel (of mass 3) per start.
 START_JITTER = 0.5
-ProgressFn = Callable[[int, int, str], None]
 
 
 @dataclass
-class BlindResult:
-    """Result of :func:`blind_deconvolve`.
+class VBOptions(BlindOptions):
+    """Options of ``method="vb"`` (and of ``"map"``), besides those of every blind method
+    (:class:`~mrideblur.estimators.blind_common.BlindOptions`).
 
     Attributes
     ----------
-    image : (ny, nx) float64
-        Deblurred image (non-blind deconvolution of the whole input with ``kernel``); larger,
-        ``(ny + ky - 1, nx + kx - 1)``, when ``boundary="valid"``.
-    kernel : (kernel_size, kernel_size) float64
-        Estimated kernel (posterior mean for VB), non-negative, sums to one, centred by its
-        centre of mass.
-    history : dict
-        ``scales`` (kernel size per scale), ``kernels`` (estimate at the end of each scale),
-        ``iterations`` (per scale), ``noise_sigma`` and ``kernel_change`` (per iteration, all
-        scales), ``patch`` used for inference, ``seconds``, ``cancelled``.  For
-        ``method="diffusion"`` those of
-        :func:`~mrideblur.deblur.blind_diffusion.blind_deconvolve_diffusion` (``kernels`` and
-        ``kernel_change`` per kernel fit) plus ``patch``, ``nonblind`` and ``sample``: the
-        sampler's posterior-mean image of the patch (scene-sized as ``image`` for
-        ``boundary="valid"``).
+    n_iter : int
+        Iterations per scale (image, kernel and noise updates each).
+    n_starts : int
+        Independent coarse-to-fine searches from differently jittered 3x3 kernels; the one with
+        the smallest final data misfit (the expected residual at the finest scale) is kept.  The
+        search is non-convex and a single start lands in a poor optimum on some images; on six
+        hard benchmark cases the smallest misfit picked the best of three starts every time
+        (``history["start_misfits"]``).
+    prior, kernel_prior
+        Image-gradient prior (:class:`~mrideblur.prior.gradient.GradientMixturePrior`) and kernel
+        prior (:class:`~mrideblur.prior.gradient.KernelExponentialPrior`).
     """
 
-    image: np.ndarray
-    kernel: np.ndarray
-    history: dict = field(default_factory=dict)
+    n_iter: int = 40
+    n_starts: int = 3
+    prior: Any = GRADIENT_PRIOR
+    kernel_prior: Any = KERNEL_PRIOR
+    variational = True  # class attribute: VB (True) or joint MAP (False)
+
+    def validate(self) -> None:
+        super().validate()
+        self.n_iter = positive_int("n_iter", self.n_iter)
+        self.n_starts = positive_int("n_starts", self.n_starts)
+
+
+@dataclass
+class MAPOptions(VBOptions):
+    """Options of ``method="map"``: those of VB; the same model solved for point estimates."""
+
+    variational = False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -160,11 +169,6 @@ def _rectified_moments(mean: np.ndarray, prec: np.ndarray) -> tuple[np.ndarray, 
     return e1, np.maximum(e2, e1 * e1)
 
 
-def _gradients(y: np.ndarray) -> list[np.ndarray]:
-    """Horizontal and vertical first differences on a common ``(ny - 1, nx - 1)`` grid."""
-    return [y[:-1, 1:] - y[:-1, :-1], y[1:, :-1] - y[:-1, :-1]]
-
-
 def _noise_sigma_estimate(y: np.ndarray) -> float:
     """Noise standard deviation of ``y`` from its finest wavelet coefficients (Donoho's MAD)."""
     return float(estimate_sigma(y))
@@ -179,24 +183,6 @@ def _pyramid_sizes(kernel_size: int, ratio: float = math.sqrt(2.0)) -> list[int]
             nxt = sizes[-1] - 2
         sizes.append(nxt)
     return sizes[::-1]
-
-
-def _auto_patch(y: np.ndarray, size: int) -> tuple[int, int, int, int]:
-    """The ``size x size`` window with the most gradient energy (stride ``size // 8``)."""
-    h, w = min(size, y.shape[0]), min(size, y.shape[1])
-    if (h, w) == y.shape:
-        return (0, 0, h, w)
-    e = np.zeros_like(y)
-    e[:-1, :-1] = sum(g**2 for g in _gradients(y))
-    ii = np.pad(e.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    step = max(size // 8, 1)
-    best, pos = -1.0, (0, 0)
-    for y0 in range(0, y.shape[0] - h + 1, step):
-        for x0 in range(0, y.shape[1] - w + 1, step):
-            s = ii[y0 + h, x0 + w] - ii[y0, x0 + w] - ii[y0 + h, x0] + ii[y0, x0]
-            if s > best:
-                best, pos = s, (y0, x0)
-    return (pos[0], pos[1], h, w)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -218,7 +204,7 @@ class _Scale:
         variational: bool,
         noise_floor: float,
     ):
-        self.g = _gradients(y)
+        self.g = gradients(y)
         self.m = m
         self.ops = [_ValidConv(gc.shape, m) for gc in self.g]
         self.prior, self.kprior = prior, kprior
@@ -390,30 +376,9 @@ def _search(yp, kernel_size, sizes, variational, rng, n_iter, sigma_n, prior, ke
 # ----------------------------------------------------------------------------------------------
 
 
-def blind_deconvolve(
-    blurred: np.ndarray,
-    kernel_size: int,
-    method: str = "vb",
-    seed: int = 0,
-    progress: ProgressFn | None = None,
-    cancel: Callable[[], bool] | None = None,
-    *,
-    patch: tuple[int, int, int, int] | str | None = "auto",
-    max_patch: int = 256,
-    n_iter: int | None = None,
-    n_starts: int | None = None,
-    noise_sigma: float | None = None,
-    prior: GradientMixturePrior = GRADIENT_PRIOR,
-    kernel_prior: KernelExponentialPrior = KERNEL_PRIOR,
-    nonblind: str | None = None,
-    nonblind_params: dict | None = None,
-    boundary: str = "taper",
-    init: str | np.ndarray | None = None,
-    steps: int | None = None,
-    nsamples: int | None = None,
-    score_prior=None,
-) -> BlindResult:
-    """Estimate the blur kernel of an image and deblur it (Fergus et al. 2006 model).
+def run(blurred: np.ndarray, kernel_size: int, options: VBOptions, progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None) -> Result:
+    """Estimate the blur kernel of an image and deblur it: ``method="vb"`` or ``"map"``.
 
     Solves ``y = k * x + n`` for an unknown kernel ``k`` (non-negative, sums to one) in the
     gradient domain, coarse to fine; see the module docstring for the model and the updates.
@@ -424,124 +389,40 @@ def blind_deconvolve(
         Blurred, noisy image ``y``, linear intensities (undo any display gamma first).
     kernel_size : int
         Odd size of the kernel to estimate in pixels (>= 3), a little larger than the blur.
-    method : {"vb", "map", "diffusion"}
-        ``"vb"``: mean-field Variational Bayes (marginalises the image when estimating ``k``);
-        ``"map"``: joint point estimate of image and kernel (known to drift to the delta kernel);
-        ``"diffusion"``: kernel refitted along a diffusion posterior sweep of the MRI prior
-        (:func:`mrideblur.deblur.blind_diffusion.blind_deconvolve_diffusion`, which has more
-        options); needs torch, about ``steps * nsamples`` UNet calls (50 ms each at 128 x 128
-        on one CPU thread).
-    seed : int
-        Seeds the random perturbations of the initial 3x3 kernels (one per start) and, for
-        ``"diffusion"``, the sampler; everything else is deterministic, so the same seed gives
-        the same result.
+    options : VBOptions or MAPOptions
     progress : callable(step, total, message), optional
         Called after every iteration.
     cancel : callable() -> bool, optional
         Polled every iteration; when it returns True the search stops and the current kernel
         is used (``history["cancelled"] = True``).
-    patch : "auto", None or (y0, x0, height, width)
-        Region used to infer the kernel (Fergus et al. let the user pick one): ``"auto"``
-        takes the ``max_patch``-sized window with the most gradient energy, ``None`` the whole
-        image.  The final deconvolution always covers the whole image.  ``"diffusion"`` runs its
-        sampler on the patch (its cost grows with the patch's area).
-    max_patch : int
-        Side of the ``"auto"`` patch in pixels.
-    n_iter : int, optional
-        Iterations per scale (image, kernel and noise updates each); default 40, and 10 for
-        the VB start of ``"diffusion"`` (``init="vb"``).
-    n_starts : int, optional
-        Independent coarse-to-fine searches from differently jittered 3x3 kernels; the one with
-        the smallest final data misfit (VB's expected residual at the finest scale) is kept.
-        The search is non-convex and a single start lands in a poor optimum on some images;
-        on six hard benchmark cases the smallest misfit picked the best of three starts every
-        time (``history["start_misfits"]``).  Default 3 (1 for the VB start of
-        ``"diffusion"``).
-    noise_sigma : float, optional
-        Noise standard deviation of ``y`` if known (intensity units); a robust estimate from
-        the image otherwise.  It is the floor of the noise level that VB estimates.
-    prior, kernel_prior
-        Image-gradient and kernel priors.
-    nonblind : str, optional
-        Method of :func:`mrideblur.deblur.deconvolve` for the final image (default
-        ``"hyper-laplacian"``, for ``"diffusion"`` too: its sampler's own posterior-mean image,
-        kept in ``history["sample"]``, was below the hyper-Laplacian deconvolution with the same
-        kernel in 19 of 21 benchmark runs on MRI slices, by a median 0.7 dB;
-        ``nonblind="diffusion"`` reruns the sampler with the kernel fixed).
-    nonblind_params : dict, optional
-        Its parameters.
-    boundary : {"taper", "periodic", "valid"}
-        Boundary handling of the final deconvolution (see :func:`deconvolve`).
-    init : {"delta", "gaussian", "vb"} or (kernel_size, kernel_size) array, optional
-        ``"diffusion"`` only: the starting kernel (default ``"delta"``; ``"vb"`` a cheap VB
-        estimate, whose iterations and starts ``n_iter`` and ``n_starts`` set).
-    steps : int, optional
-        ``"diffusion"`` only: sampler steps (default 40).
-    nsamples : int, optional
-        ``"diffusion"`` only: chains sampled together; the kernel is fitted to their mean
-        (default 1).
-    score_prior : ScorePrior or path, optional
-        ``"diffusion"`` only: the diffusion prior (default the shipped weights).
 
     Returns
     -------
-    BlindResult
-        ``image``, ``kernel`` and ``history``.
-
-    Raises
-    ------
-    ValueError
-        Bad image (not 2D, NaN/inf), even or too small ``kernel_size``, kernel larger than
-        the patch, unknown method, patch outside the image, or a ``"diffusion"`` option given
-        to another method.
+    Result
+        ``image`` (the non-blind deconvolution of the whole input with ``kernel``; larger,
+        ``(ny + ky - 1, nx + kx - 1)``, for ``boundary="valid"``), ``kernel``
+        (``(kernel_size, kernel_size)``, posterior mean for VB, centred by its centre of mass)
+        and ``history``: ``scales`` (kernel size per scale), ``kernels`` (estimate at the end of
+        each scale), ``iterations``, ``noise_sigma`` and ``kernel_change`` (per iteration, all
+        scales), ``patch``, ``start_misfits``, ``chosen_start``, ``seconds``, ``cancelled``.
     """
     t0 = time.perf_counter()
-    y = check_image(blurred, "blurred")
-    if method not in BLIND_METHODS:
-        raise ValueError(f"method: expected one of {BLIND_METHODS}, got {method!r}")
-    if int(kernel_size) != kernel_size or kernel_size < 3 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size: expected an odd integer >= 3, got {kernel_size}")
-    kernel_size = int(kernel_size)
-    if patch == "auto":
-        patch = _auto_patch(y, max_patch)
-    elif patch is None:
-        patch = (0, 0, y.shape[0], y.shape[1])
-    try:
-        y0, x0, ph, pw = (int(v) for v in patch)
-    except (TypeError, ValueError):
-        raise ValueError(f"patch: expected 'auto', None or (y0, x0, height, width), got {patch!r}") from None
-    if y0 < 0 or x0 < 0 or ph < 3 or pw < 3 or y0 + ph > y.shape[0] or x0 + pw > y.shape[1]:
-        raise ValueError(f"patch: {patch} does not lie inside the image {y.shape}")
-    yp = y[y0 : y0 + ph, x0 : x0 + pw]
-    if 2 * kernel_size > min(yp.shape):
-        raise ValueError(f"kernel_size: {kernel_size} is too large for the image/patch {yp.shape} (need at least twice the kernel size)")
-
-    if method == "diffusion":
-        return _blind_diffusion(y, yp, (y0, x0, ph, pw), kernel_size, seed, progress, cancel, t0,
-                                n_iter=n_iter, n_starts=n_starts, noise_sigma=noise_sigma, nonblind=nonblind,
-                                nonblind_params=nonblind_params, boundary=boundary, init=init, steps=steps,
-                                nsamples=nsamples, score_prior=score_prior)
-    for name, value in (("init", init), ("steps", steps), ("nsamples", nsamples), ("score_prior", score_prior)):
-        if value is not None:
-            raise ValueError(f"{name}: only method='diffusion' takes it, not {method!r}")
-    n_iter = 40 if n_iter is None else n_iter
-    n_starts = 3 if n_starts is None else n_starts
-    nonblind = "hyper-laplacian" if nonblind is None else nonblind
-    sigma_n = _noise_sigma_estimate(yp) if noise_sigma is None else float(noise_sigma)
-    if int(n_starts) != n_starts or n_starts < 1:
-        raise ValueError(f"n_starts: expected an integer >= 1, got {n_starts}")
+    y, yp, patch, kernel_size = prepare(blurred, kernel_size, options)
+    method = "vb" if options.variational else "map"
+    n_iter, n_starts, seed = options.n_iter, options.n_starts, options.seed
+    sigma_n = _noise_sigma_estimate(yp) if options.noise_sigma is None else float(options.noise_sigma)
     sizes = _pyramid_sizes(kernel_size)
     total = n_starts * len(sizes) * n_iter + 1
     starts = []
-    for start in range(int(n_starts)):
+    for start in range(n_starts):
         done = start * len(sizes) * n_iter
 
         def report(step: int, msg: str, start: int = start, done: int = done) -> None:
             if progress is not None:
                 progress(done + step, total, f"start {start + 1}/{n_starts}: {msg}")
 
-        starts.append(_search(yp, kernel_size, sizes, method == "vb", np.random.default_rng([seed, start]),
-                              n_iter, sigma_n, prior, kernel_prior, report, cancel))
+        starts.append(_search(yp, kernel_size, sizes, options.variational, np.random.default_rng([seed, start]),
+                              n_iter, sigma_n, options.prior, options.kernel_prior, report, cancel))
         if starts[-1][1]["cancelled"]:
             break
     # Keep the start whose final data misfit (the expected residual ||g - k * u||, i.e. the
@@ -549,7 +430,7 @@ def blind_deconvolve(
     misfits = [h["noise_sigma"][-1] if h["noise_sigma"] else np.inf for _, h in starts]
     best = int(np.argmin(misfits))
     state, hist = starts[best]
-    hist.update({"method": method, "patch": (y0, x0, ph, pw), "noise_sigma_input": sigma_n,
+    hist.update({"method": method, "patch": patch, "noise_sigma_input": sigma_n,
                  "start_misfits": misfits, "chosen_start": best,
                  "cancelled": any(h["cancelled"] for _, h in starts)})
     kernel = state.k1
@@ -558,35 +439,10 @@ def blind_deconvolve(
         kernel = np.maximum(kernel, 0)
         kernel /= kernel.sum()
     kernel = center_kernel(kernel)
-    params = {"boundary": boundary, **(nonblind_params or {})}
-    image = deconvolve(y, kernel, method=nonblind, **params)
+    image = final_image(y, kernel, options)
     if progress is not None:
         progress(total, total, "non-blind deconvolution done")
     hist["seconds"] = time.perf_counter() - t0
-    return BlindResult(image=image, kernel=kernel, history=hist)
-
-
-def _blind_diffusion(y, yp, patch, kernel_size, seed, progress, cancel, t0, *, n_iter, n_starts, noise_sigma,
-                     nonblind, nonblind_params, boundary, init, steps, nsamples, score_prior) -> BlindResult:
-    """``method="diffusion"``: the estimate on the patch, then the image (see blind_deconvolve)."""
-    from .blind_diffusion import blind_deconvolve_diffusion
-    from .nonblind import METHODS, _parse_params
-
-    # Check the final deconvolution's options now, not after the sampler has run.
-    if nonblind is not None and nonblind not in METHODS:
-        raise ValueError(f"nonblind: expected one of {METHODS}, got {nonblind!r}")
-    _parse_params(nonblind or "hyper-laplacian", dict(nonblind_params or {}))
-    vb_params = {k: v for k, v in (("n_iter", n_iter), ("n_starts", n_starts)) if v is not None}
-    if vb_params and not (isinstance(init, str) and init == "vb"):
-        raise ValueError(f"{next(iter(vb_params))}: method='diffusion' uses it only for its VB start (init='vb')")
-    opts = {k: v for k, v in (("init", init), ("steps", steps), ("nsamples", nsamples)) if v is not None}
-    whole = yp.shape == y.shape
-    sample, kernel, hist = blind_deconvolve_diffusion(
-        yp, kernel_size, seed, progress, cancel, vb_params=vb_params, noise_sigma=noise_sigma,
-        score_prior=score_prior, boundary=boundary if whole else "taper", **opts)
-    hist.update({"patch": patch, "sample": sample, "nonblind": nonblind or "hyper-laplacian"})
-    image = deconvolve(y, kernel, method=nonblind or "hyper-laplacian", boundary=boundary, **(nonblind_params or {}))
-    if progress is not None:
-        progress(1, 1, "done")
-    hist["seconds"] = time.perf_counter() - t0
-    return BlindResult(image=image, kernel=kernel, history=hist)
+    report = {"method": method, "parameters": options.as_dict(), "seconds": hist["seconds"],
+              "cancelled": hist["cancelled"]}
+    return Result(image=image, kernel=kernel, history=hist, report=report)

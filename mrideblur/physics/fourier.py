@@ -1,4 +1,4 @@
-"""The one Fourier transform of the project (CONVENTIONS.md): centred and orthonormal.
+"""The one Fourier transform of the project (docs/conventions.md): centred and orthonormal.
 
 ``F x = fftshift(fftn(ifftshift(x), norm="ortho"))`` over the last ``ndim`` axes; k-space index
 ``N // 2`` is DC and the image centre is ``N // 2``. This is what ``sigpy.fft(x, center=True)``

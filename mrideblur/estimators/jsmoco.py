@@ -14,12 +14,12 @@ A Gibbs-style sweep runs along the reverse diffusion (:func:`mrideblur.prior.sam
 (b) **motion**: every ``motion_every`` steps, L-BFGS iterations on all shots' ``theta`` (shot 0
     fixed) through the differentiable model with the current clean estimate ``E[x | x_t]``;
 (c) **coils**: every ``coil_every`` steps, the exact linear least-squares fit of the polynomial
-    maps given image and motion (:func:`mrideblur.mri.align.fit_coil_coeffs`), normalised to
+    maps given image and motion (:func:`mrideblur.estimators.aligned_sense.fit_coil_coeffs`), normalised to
     ``sum_c |S_c|^2 = 1``.
 
 So motion and coils are estimated under the image posterior, not at one point estimate of it —
 the MRI counterpart of Fergus's VB kernel estimate, which averages over the unknown sharp image
-(:mod:`mrideblur.estimators` shows the shared shape). With ``nsamples > 1`` the chains share the
+(:mod:`mrideblur.estimators.catalogue` shows the shared shape). With ``nsamples > 1`` the chains share the
 motion and coils (their mean image drives steps (b) and (c)) and their spread is the posterior
 uncertainty of the image.
 """
@@ -27,25 +27,30 @@ uncertainty of the image.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from scipy import ndimage
 
-from .align import fit_coil_coeffs
-from .coils import PolynomialCoilModel, normalize_sens
-from .model_torch import MultiShotSenseTorch
+from ..physics.coils import PolynomialCoilModel, normalize_sens
+from ..physics.multishot_torch import MultiShotSenseTorch
+from ..physics.shots import count_shots
+from .aligned_sense import AlignedSenseOptions, estimate_motion, fit_coil_coeffs
+from .base import CancelFn, Cancelled, ProgressFn, Result, one_of, positive_int
+from .mri_common import initial_sens, mri_report
+from .sense import sense_recon
 
-__all__ = ["MotionSensePhysics", "JSMoCoOptions", "jsmoco", "estimate_noise_sigma"]
+__all__ = ["MotionSensePhysics", "JSMoCoOptions", "estimate_noise_sigma", "jsmoco", "run"]
 
-ProgressFn = Callable[[int, int, str], None]
+SAMPLERS = ("fast", "pc")
+INITS = ("aligned-sense", "espirit")
 
 
 class MotionSensePhysics:
     """The multi-shot model ``A(theta, S) x = sum_s M_s F S T(theta_s) x`` as a *physics* of
-    :mod:`mrideblur.prior.physics` (``A``, ``A_adjoint`` on ``(n, ny, nx)`` complex tensors).
+    :mod:`mrideblur.physics.operators` (``A``, ``A_adjoint`` on ``(n, ny, nx)`` complex tensors).
 
     ``theta`` ``(nshot, 3)`` (degrees, pixels) and ``sens`` ``(coils, ny, nx)`` are attributes
     updated between sampler steps; ``A`` stays linear in ``x``.
@@ -89,11 +94,19 @@ def estimate_noise_sigma(kspace: np.ndarray, shot_index: np.ndarray, residual: n
 
 
 @dataclass
-class JSMoCoOptions:
-    """Settings of :func:`jsmoco` (defaults: the fast sampler, tuned on simulated MNI slices).
+class JSMoCoOptions(AlignedSenseOptions):
+    """Options of ``correct(method="jsmoco")`` and of the sweep :func:`jsmoco` (defaults: the fast
+    sampler, tuned on simulated MNI slices).  Those of aligned-SENSE
+    (:class:`~mrideblur.estimators.aligned_sense.AlignedSenseOptions`: ``coils``, ``max_iter``,
+    ``calib_width``, ``device``, ``seed``) set the start.
 
     Attributes
     ----------
+    init : {"aligned-sense", "espirit"}
+        Start from the aligned-SENSE result, or from zero motion and the ESPIRiT maps of the
+        corrupted data.
+    prior : ScorePrior or path, optional
+        The diffusion prior; default the weights shipped with the package.
     sampler : {"fast", "pc"}
         ``"fast"``: DiffPIR (one network call per step); ``"pc"``: predictor-corrector annealed
         Langevin with the likelihood score (two calls per step).
@@ -135,10 +148,15 @@ class JSMoCoOptions:
     dc_iters: int = 6
     zeta: float = 0.3
     std_pool: float = 1.5
+    init: str = "aligned-sense"
+    prior: Any = None
 
-
-class _Cancelled(Exception):
-    pass
+    def validate(self) -> None:
+        super().validate()
+        one_of("sampler", self.sampler, SAMPLERS)
+        one_of("init", self.init, INITS)
+        self.nsamples = positive_int("nsamples", self.nsamples)
+        self.steps = positive_int("steps", self.steps, 2)
 
 
 def _motion_step(physics: MotionSensePhysics, y: torch.Tensor, x: torch.Tensor, iters: int) -> float:
@@ -178,7 +196,7 @@ def jsmoco(
     seed: int = 0,
     device: str = "cpu",
     progress: ProgressFn | None = None,
-    cancel: Callable[[], bool] | None = None,
+    cancel: CancelFn | None = None,
 ) -> dict:
     """Run the JSMoCo sweep from an initial estimate (2D).
 
@@ -249,7 +267,7 @@ def jsmoco(
             phys.set(sens=normalize_sens(coil_model.maps(fit_coil_coeffs(y, si, m, th, coil_model))))
             hist["coil_updates"] += 1
         if cancel is not None and cancel():
-            raise _Cancelled
+            raise Cancelled
 
     cancelled = False
     state: dict = {}
@@ -264,7 +282,7 @@ def jsmoco(
             n_samples=opt.nsamples, seed=seed, x_init=x0, sigma_start=opt.sigma_start, lam=opt.lam,
             dc_iters=opt.dc_iters, zeta=opt.zeta, callback=cb, progress=progress,
         )
-    except _Cancelled:
+    except Cancelled:
         cancelled = True
         samples = state["x"]
     samples = samples.detach() if torch.is_tensor(samples) else torch.as_tensor(samples)
@@ -287,3 +305,59 @@ def jsmoco(
         "history": hist,
         "cancelled": cancelled,
     }
+
+
+def load_prior(prior: Any, device: str = "cpu"):
+    """The diffusion prior: a :class:`~mrideblur.prior.ScorePrior` as given, loaded from a path,
+    or (None) the weights shipped with the package."""
+    from ..prior import ScorePrior
+
+    if prior is None:
+        return ScorePrior.default(device)
+    return prior if isinstance(prior, ScorePrior) else ScorePrior.load(prior, device=device)
+
+
+def run(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray | None, options: JSMoCoOptions,
+        progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> Result:
+    """``correct(method="jsmoco")`` on one 2D slice ``(coils, ky, kx)``: the start (aligned-SENSE,
+    or zero motion with ESPIRiT maps), then the JSMoCo sweep (:func:`jsmoco`).
+
+    Returns a :class:`~mrideblur.estimators.base.Result`: the posterior-mean image (complex64),
+    motion ``(nshot, 3)`` (degrees, pixels, shot 0 zero), the coil maps, the per-pixel
+    ``uncertainty`` (``nsamples > 1``) and the report (``history["jsmoco"]`` per step).
+    """
+    if kspace.ndim != 3:
+        raise ValueError(f"kspace: method 'jsmoco' is implemented for 2D slices and stacks, got a volume "
+                         f"{kspace.shape}")
+    prior = load_prior(options.prior, options.device)
+    t0 = time.perf_counter()
+    known = sens is not None
+    sens = initial_sens(kspace, sens, options)
+    seconds = {"coils": time.perf_counter() - t0}
+    history: dict = {}
+    cancelled = False
+    motion = np.zeros((count_shots(shot_index), 3))
+    if options.init == "aligned-sense":
+        _, motion, sens, history, sec, cancelled = estimate_motion(kspace, shot_index, sens, options, not known,
+                                                                   progress, cancel)
+        seconds.update(sec)
+    t = time.perf_counter()
+    image = sense_recon(kspace, shot_index, sens, motion, max_iter=30)
+    seconds["sense"] = time.perf_counter() - t
+    uncertainty = None
+    noise_sigma = None
+    if not cancelled:
+        t = time.perf_counter()
+        out = jsmoco(kspace, shot_index, sens, motion, image, prior, options, estimate_coils=not known,
+                     seed=options.seed, device=options.device, progress=progress, cancel=cancel)
+        image, motion, sens, uncertainty = out["image"], out["motion"], out["sens"], out["uncertainty"]
+        cancelled = out["cancelled"]
+        history["jsmoco"] = out["history"]
+        noise_sigma = out["noise_sigma"]
+        seconds["jsmoco"] = time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - t0
+    report = mri_report("jsmoco", options, kspace, shot_index, sens, motion, image, history, seconds, cancelled,
+                        coils="given" if known else options.coils,
+                        prior=prior.info.get("command", "shipped"), noise_sigma=noise_sigma)
+    return Result(image=image, motion=motion, sens=np.asarray(sens, dtype=np.complex64), report=report,
+                  history=history, uncertainty=uncertainty)

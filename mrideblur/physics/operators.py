@@ -32,7 +32,7 @@ __all__ = ["LinearPhysics", "MaskedFourier", "Convolution", "fft2c", "ifft2c", "
 
 
 def fft2c(x: torch.Tensor) -> torch.Tensor:
-    """Centred orthonormal 2D DFT over the last two axes (CONVENTIONS.md)."""
+    """Centred orthonormal 2D DFT over the last two axes (docs/conventions.md)."""
     return torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x, dim=(-2, -1)), norm="ortho"), dim=(-2, -1))
 
 

@@ -5,7 +5,7 @@ For every shot ``s``: ``y_s = M_s C F_fine S_fine T_fine(theta_s) x_fine + n`` w
 - ``x_fine`` is the object on a grid ``oversample`` times finer than the reconstruction grid,
   interpolated from the input image by cubic splines, with a smooth random background phase;
 - ``T_fine`` moves it rigidly with cubic-spline interpolation (``scipy.ndimage``), in the
-  units of CONVENTIONS.md scaled to the fine grid;
+  units of docs/conventions.md scaled to the fine grid;
 - ``S_fine`` are analytic coil maps evaluated on the fine grid;
 - ``F_fine`` is the centred orthonormal FFT of the fine grid and ``C`` keeps its central
   ``(ny, nx)`` block (times ``oversample**(-ndim/2)``, so intensities match);
@@ -36,10 +36,10 @@ MOTION_KINDS = ("random", "step", "drift", "periodic", "none")
 def rotation_matrix(angles_deg: np.ndarray) -> np.ndarray:
     """Rotation acting on offsets in index order: ``(dy, dx)`` in 2D, ``(dz, dy, dx)`` in 3D.
 
-    2D (CONVENTIONS.md): ``(dy, dx) -> (dy cos p - dx sin p, dy sin p + dx cos p)``.
+    2D (docs/conventions.md): ``(dy, dx) -> (dy cos p - dx sin p, dy sin p + dx cos p)``.
     3D ``(rz, ry, rx)``: the matrix ``[[cos, -sin], [sin, cos]]`` on the offset pairs
     ``(dy, dx)`` about z (as in 2D), ``(dz, dx)`` about y and ``(dy, dz)`` about x, applied z
-    first: ``R = R_x R_y R_z`` (the sense documented in :mod:`mrideblur.mri.motion`; written
+    first: ``R = R_x R_y R_z`` (the sense documented in :mod:`mrideblur.physics.motion`; written
     again here so the simulator shares no code with the estimators' motion operator).
     """
     a = np.deg2rad(np.atleast_1d(np.asarray(angles_deg, dtype=float)))
@@ -180,7 +180,7 @@ def simulate(
         grid ``oversample`` times finer for the simulation.
     ncoil, nshot : int
     ordering : {"interleaved", "sequential", "random"}
-        Shot ordering (:func:`mrideblur.mri.shots.make_shot_index`).
+        Shot ordering (:func:`mrideblur.physics.shots.make_shot_index`).
     accel : int
         Acceleration R outside the ``acs`` fully sampled centre lines.
     acs : int
@@ -249,7 +249,7 @@ def simulate(
     acquired = (shot_index >= 0)[..., None]
     n = rng.normal(0, sigma / np.sqrt(2), kspace.shape) + 1j * rng.normal(0, sigma / np.sqrt(2), kspace.shape)
     kspace = (kspace + n * acquired).astype(np.complex64)
-    params = dict(simulator="mrideblur.mri.simulate", ncoil=ncoil, nshot=nshot, ordering=ordering,
+    params = dict(simulator="mrideblur.physics.simulate", ncoil=ncoil, nshot=nshot, ordering=ordering,
                   accel=accel, acs=acs, motion=motion if isinstance(motion, str) else "table",
                   max_rot=max_rot, max_trans=max_trans, noise=noise, noise_sigma=float(sigma),
                   coil_model=coil_model, phase=float(phase), oversample=f, seed=seed)

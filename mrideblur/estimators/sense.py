@@ -5,20 +5,24 @@ Solves, by conjugate gradients on the normal equations,
 .. math:: \hat x = \arg\min_x \|A(\theta, S) x - y\|_2^2 + \lambda \|x\|_2^2,
           \qquad (A^H A + \lambda I)\, x = A^H y,
 
-with ``A`` the multi-shot model of :class:`mrideblur.mri.model.MultiShotSense`.
+with ``A`` the multi-shot model of :class:`mrideblur.physics.multishot.MultiShotSense`.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import sigpy as sp
 
-from .model import MultiShotSense, check_motion, check_sens
-from .shots import count_shots, validate_shot_index
+from ..physics.multishot import MultiShotSense, check_motion, check_sens
+from ..physics.shots import count_shots, validate_shot_index
+from .base import Result
+from .mri_common import KSpaceOptions, initial_sens, mri_report
 
-__all__ = ["sense_recon", "check_kspace"]
+__all__ = ["NoCorrectionOptions", "check_kspace", "run_uncorrected", "sense_recon"]
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -62,7 +66,7 @@ def sense_recon(
     sens : (coils, ny, nx), (coils, nz, ny, nx) or (slices, coils, ny, nx) complex
         Coil sensitivities, normalised so ``sum_c |S_c|^2 = 1`` inside the object.
     motion : (nshot, 3) or (nshot, 6), optional
-        Rigid motion per shot in degrees and pixels (CONVENTIONS.md); ``None`` means no motion.
+        Rigid motion per shot in degrees and pixels (docs/conventions.md); ``None`` means no motion.
         For a stack: ``(slices, nshot, 3)`` or one ``(nshot, 3)`` table for every slice.
     lam : float
         Tikhonov weight ``lambda`` (>= 0), in the units of ``A^H A`` (whose eigenvalues are
@@ -136,3 +140,33 @@ def _cg(A: MultiShotSense, y: np.ndarray, lam: float, max_iter: int, tol: float,
     if progress is not None:
         progress(max_iter, max_iter, f"CG done after {it} iteration(s)")
     return alg.x.astype(np.complex64)
+
+
+@dataclass
+class NoCorrectionOptions(KSpaceOptions):
+    """Options of ``correct(method="none")``: those of every k-space estimator
+    (:class:`~mrideblur.estimators.mri_common.KSpaceOptions`) and ``max_iter``, the CG-SENSE
+    iterations (30: the semi-convergence peak of CG-SENSE on 1%-noise data)."""
+
+    max_iter: int = 30
+
+
+def run_uncorrected(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray | None,
+                    options: NoCorrectionOptions, progress: ProgressFn | None = None,
+                    cancel: Callable[[], bool] | None = None) -> Result:
+    """``correct(method="none")``: CG-SENSE ``min ||sum_s M_s F S x - y||`` with no motion.
+
+    ``kspace`` is ``(coils, ky, kx)`` or ``(coils, kz, ky, kx)``; ``sens`` the known maps or None
+    (then ESPIRiT maps of the corrupted calibration lines).  Returns a Result with the complex
+    image, zero motion ``(nshot, 3)`` (``(nshot, 6)`` in 3D) and the maps used.
+    """
+    t0 = time.perf_counter()
+    maps = initial_sens(kspace, sens, options)
+    t = time.perf_counter()
+    image = sense_recon(kspace, shot_index, maps, None, max_iter=options.max_iter)
+    seconds = {"coils": t - t0, "sense": time.perf_counter() - t, "total": time.perf_counter() - t0}
+    motion = np.zeros((count_shots(shot_index), 3 if kspace.ndim == 3 else 6))
+    report = mri_report("none", options, kspace, shot_index, maps, None, image, {}, seconds, False,
+                        coils="given" if sens is not None else "espirit")
+    return Result(image=image, motion=motion, sens=np.asarray(maps, dtype=np.complex64), report=report,
+                  history=report["history"])

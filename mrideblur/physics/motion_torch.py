@@ -1,8 +1,8 @@
-r"""Torch twin of :mod:`mrideblur.mri.motion`: rigid motion of every shot, differentiable.
+r"""Torch twin of :mod:`mrideblur.physics.motion`: rigid motion of every shot, differentiable.
 
 ``rigid2d_torch(x, thetas)`` computes ``T(theta_s) x`` for all shots at once with the same
 sequence of 1D Fourier shifts as the numpy module (see its docstring for the math and the sign
-convention of ``CONVENTIONS.md``): rotation by three shears per plane, exact quarter turns for
+convention of docs/conventions.md): rotation by three shears per plane, exact quarter turns for
 angles beyond 45 degrees, then the translation, merged into the last shear where it shares its
 axis. Gradients flow to ``x`` and to ``thetas`` (through ``tan(r/2)``, ``sin(r)`` and the phase
 ramps); the quarter-turn count is piecewise constant and carries no gradient.
@@ -242,7 +242,7 @@ def _rigid_torch(x: torch.Tensor, thetas: torch.Tensor, nd: int, adjoint: bool,
 def rigid2d_torch(x: torch.Tensor, thetas: torch.Tensor, adjoint: bool = False,
                   per_shot: bool = False) -> torch.Tensor:
     """``T(theta_s) x`` for every shot; the torch twin of
-    :func:`~mrideblur.mri.motion.rigid2d_batch`.
+    :func:`~mrideblur.physics.motion.rigid2d_batch`.
 
     Parameters
     ----------
@@ -266,7 +266,7 @@ def rigid3d_torch(x: torch.Tensor, thetas: torch.Tensor, adjoint: bool = False,
                   per_shot: bool = False) -> torch.Tensor:
     """3D twin of :func:`rigid2d_torch`: ``x (..., nz, ny, nx)``, ``thetas (nshot, 6) =
     (rz_deg, ry_deg, rx_deg, tz, ty, tx)`` -> ``(nshot, ..., nz, ny, nx)``; rotations about z,
-    y, x in that order (``R = R_x R_y R_z``, :func:`~mrideblur.mri.motion.rotation_matrix3d`),
+    y, x in that order (``R = R_x R_y R_z``, :func:`~mrideblur.physics.motion.rotation_matrix3d`),
     then the translation in voxels."""
     return _rigid_torch(x, thetas, 3, adjoint, per_shot)
 

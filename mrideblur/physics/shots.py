@@ -1,6 +1,6 @@
 """Shot maps: which phase-encode lines each shot of a multi-shot scan acquired.
 
-A shot map (``shot_index``, CONVENTIONS.md) is an int array over the phase-encode lines,
+A shot map (``shot_index``, docs/conventions.md) is an int array over the phase-encode lines,
 ``(ky,)`` in 2D or ``(kz, ky)`` in 3D: line ``j`` was acquired by shot ``shot_index[j]``, and
 ``-1`` marks a line that was not acquired.  Shots are numbered ``0 .. nshot - 1``.
 """

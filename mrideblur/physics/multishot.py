@@ -2,15 +2,15 @@ r"""The multi-shot, multi-coil rigid-motion forward model as a sigpy ``Linop``.
 
 .. math:: y_s = M_s F S T(\theta_s) x, \qquad y = \sum_s y_s
 
-for every shot ``s`` (CONVENTIONS.md): ``T(theta_s)`` the rigid motion of the object during
-shot ``s`` (:mod:`mrideblur.mri.motion`), ``S`` the coil sensitivities (a multiplication),
-``F`` the centred orthonormal Fourier transform (:mod:`mrideblur.mri.fourier`) and ``M_s``
+for every shot ``s`` (docs/conventions.md): ``T(theta_s)`` the rigid motion of the object during
+shot ``s`` (:mod:`mrideblur.physics.motion`), ``S`` the coil sensitivities (a multiplication),
+``F`` the centred orthonormal Fourier transform (:mod:`mrideblur.physics.fourier`) and ``M_s``
 the phase-encode lines of shot ``s`` (the readout ``kx`` is fully sampled).  Since the shots
 own disjoint lines, the sum is the measured k-space, zero on lines never acquired.
 
 The adjoint is ``A^H y = sum_s T(theta_s)^H S^H F^H M_s y`` (``T`` is unitary).
 The torch twin, differentiable in ``x``, ``theta`` and ``S``, is
-:mod:`mrideblur.mri.model_torch`.
+:mod:`mrideblur.physics.multishot_torch`.
 """
 
 from __future__ import annotations
@@ -58,13 +58,13 @@ class MultiShotSense(sp.linop.Linop):
     shot_index : (ky,) or (kz, ky) int array
         Shot of each phase-encode line, ``-1`` not acquired.
     motion : (nshot, 3) or (nshot, 6) array, optional
-        Rigid motion per shot (CONVENTIONS.md units: degrees and pixels); ``None`` = no motion.
+        Rigid motion per shot (docs/conventions.md units: degrees and pixels); ``None`` = no motion.
 
     Notes
     -----
     ``ishape = (ny, nx)`` (or ``(nz, ny, nx)``), ``oshape = sens.shape``.  With motion in 2D
     every shot is transformed along ``ky`` only on its own lines, by a product with those rows
-    of the DFT (:func:`~mrideblur.mri.fourier.shot_dft_rows`), then along ``kx``; in 3D one
+    of the DFT (:func:`~mrideblur.physics.fourier.shot_dft_rows`), then along ``kx``; in 3D one
     application costs ``nshot x coils`` FFTs; without motion ``coils`` FFTs.  Composes with any sigpy
     ``Linop`` and solver (e.g. ``sp.app.LinearLeastSquares(A, y)``).
     """

@@ -1,12 +1,12 @@
 """A second, deliberately plain motion simulator, for checks that an estimator does not win by
 sharing an interpolator with the data.
 
-:func:`mrideblur.mri.simulate` moves a 2x finer object with its own splines and has coil maps;
+:func:`mrideblur.physics.simulate` moves a 2x finer object with its own splines and has coil maps;
 this one moves the image on its own grid with ``scipy.ndimage.rotate`` and ``.shift`` (cubic
 splines, rotation about the array centre ``(N - 1) / 2``, not the ``N // 2`` of the package's
 Fourier shears: at 3 degrees that is a 0.03-pixel difference), takes each shot's phase-encode
 lines of its centred FFT, adds complex Gaussian noise and returns the single-coil image. It
-shares no interpolation code with :mod:`mrideblur.mri.motion`.
+shares no interpolation code with :mod:`mrideblur.physics.motion`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ __all__ = ["move_ndimage", "corrupt_image"]
 
 
 def move_ndimage(x: np.ndarray, rot: float, ty: float, tx: float) -> np.ndarray:
-    """Rotate by ``rot`` degrees, then translate by ``(ty, tx)`` pixels (CONVENTIONS.md signs),
+    """Rotate by ``rot`` degrees, then translate by ``(ty, tx)`` pixels (docs/conventions.md signs),
     with cubic splines and zeros outside.
 
     Parameters

@@ -7,7 +7,7 @@ its phase-encode lines (axis -2) to shots by an assumed ordering, and searches t
 motion ``theta`` whose correction gives the sharpest image, the one with the lowest
 **gradient entropy** ``H = -sum p log p``, ``p = |grad x| / sum |grad x|`` (ghosts and double
 edges spread the gradient and raise ``H``). The corrected image is the least-squares solution
-of the single-coil model ``k_s = M_s F T(theta_s) x`` (:func:`mrideblur.mri.recon.sense_recon`
+of the single-coil model ``k_s = M_s F T(theta_s) x`` (:func:`mrideblur.estimators.sense.sense_recon`
 with one coil of ones), whose first step is the adjoint ``sum_s T(theta_s)^H F^H M_s k`` used
 inside the search.
 
@@ -24,8 +24,8 @@ the *true* motion that correction changes a magnitude image by -0.7 dB (sequenti
 +1.9 dB (interleaved random), medians of ``benchmarks/autofocus.md``.
 
 The modulus belongs in the forward model instead: ``m = |sum_s F^H M_s F T(theta_s) x|`` with
-``x`` real (:mod:`mrideblur.mri.autofocus_magnitude`). With the *true* motion it does un-mix
-the shots (:func:`~mrideblur.mri.autofocus_magnitude.correct_magnitude`;
+``x`` real (:mod:`mrideblur.estimators.autofocus_magnitude`). With the *true* motion it does un-mix
+the shots (:func:`~mrideblur.estimators.autofocus_magnitude.correct_magnitude`;
 ``benchmarks/autofocus.md``, 96x96, 16 shots, medians over four anatomies and four seeds):
 +10.3 dB and 0.78 of the lost PSNR for sequential step motion (12/16 cases >= 0.5; the
 Shepp-Logan phantom only 0.18-0.29), +21.7 dB and 0.96 for interleaved random motion (13/16),
@@ -51,20 +51,20 @@ can decide it, and the ones measured do not (96x96, 16 shots, sequential step, f
 
 Fewer unknowns make the same prior decisive: with **one move per scan** (the step shot and
 ``rot, ty, tx``) the modulus model's objective, minimised over ``x``, ranks the true move
-first, and a global grid search finds it — :func:`mrideblur.mri.autofocus_step.step_autofocus`,
+first, and a global grid search finds it — :func:`mrideblur.estimators.autofocus_step.step_autofocus`,
 the NIfTI default (``benchmarks/autofocus.md``). This function still runs on a magnitude image
 (the estimate is what free per-shot motion allows: a median of -0.13 / -0.00 of the lost PSNR
 recovered, sequential / interleaved); where the motion comes from elsewhere (raw data of the
-same scan, a navigator, a tracker), :func:`~mrideblur.mri.autofocus_magnitude.correct_magnitude`
+same scan, a navigator, a tracker), :func:`~mrideblur.estimators.autofocus_magnitude.correct_magnitude`
 corrects a magnitude image with it.
 
 Estimation
 ----------
 All shots' motion is optimised jointly by L-BFGS (torch autograd through the Fourier shears
-of :mod:`mrideblur.mri.motion_torch`), coarse to fine on the central quarter, half and all of
+of :mod:`mrideblur.physics.motion_torch`), coarse to fine on the central quarter, half and all of
 k-space (translations scaled to each grid). The frame is that of the *reference shot*, the one
 owning the k-space centre: it fixes where the object is (so a corrected NIfTI stays registered
-with its source); motion is reported relative to shot 0 as CONVENTIONS.md asks. Shots that own
+with its source); motion is reported relative to shot 0 as docs/conventions.md asks. Shots that own
 no line of a coarse level take the motion of the nearest shot that does until a finer level
 sees them. A last full-resolution stage scores least-squares images (three unrolled CG
 iterations) instead of the adjoint, whose double-counted k-space overlaps make the entropy
@@ -75,21 +75,23 @@ from slipping against its neighbours (``temporal_tv``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import time
-from typing import Callable
 
 import numpy as np
 import torch
 
 from .. import __version__
-from .align import rebase_motion, reference_shot
-from .correct import Result
-from .fourier import fft, fft_torch, ifft_torch
-from .motion_torch import rigid2d_torch
-from .recon import sense_recon
-from .shots import count_shots, validate_shot_index
+from .aligned_sense import rebase_motion, reference_shot
+from .base import CancelFn, Cancelled, Options, ProgressFn, Result
+from ..physics.fourier import fft, fft_torch, ifft_torch
+from ..physics.motion_torch import rigid2d_torch
+from .sense import sense_recon
+from ..physics.shots import count_shots, validate_shot_index
 
-__all__ = ["autofocus", "gradient_entropy", "is_sequential", "MIN_LEVEL_SIZE", "SEQUENTIAL_TV"]
+__all__ = ["AutofocusOptions", "autofocus", "run", "gradient_entropy", "is_sequential", "MIN_LEVEL_SIZE", "SEQUENTIAL_TV"]
 
 #: Smallest image side (pixels) of a coarse-to-fine level (as in aligned-SENSE).
 MIN_LEVEL_SIZE = 48
@@ -100,11 +102,8 @@ REFINE_CG_ITERATIONS = 3
 #: Weight of the temporal total variation of the motion for sequential orderings (entropy units
 #: per degree or pixel of change between consecutive shots).
 SEQUENTIAL_TV = 0.003
-ProgressFn = Callable[[int, int, str], None]
 
 
-class _Cancelled(Exception):
-    pass
 
 
 def gradient_entropy(image: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
@@ -184,7 +183,7 @@ def autofocus(
     device: str = "cpu",
     seed: int = 0,
     progress: ProgressFn | None = None,
-    cancel: Callable[[], bool] | None = None,
+    cancel: CancelFn | None = None,
 ) -> Result:
     """Estimate per-shot rigid motion from one image by gradient-entropy autofocus.
 
@@ -192,11 +191,11 @@ def autofocus(
     ----------
     image : (ny, nx) real or complex array
         The motion-corrupted image; its phase-encode axis is axis 0 (``ky`` of
-        CONVENTIONS.md), the readout axis 1. A complex image is the exact case; a magnitude
+        docs/conventions.md), the readout axis 1. A complex image is the exact case; a magnitude
         image is handled the same way, with the limits of the module notes.
     shot_index : (ny,) int
         Shot of every phase-encode line (``-1``: not acquired), e.g.
-        :func:`mrideblur.mri.shots.make_shot_index` with the assumed ordering.
+        :func:`mrideblur.physics.shots.make_shot_index` with the assumed ordering.
     max_iter : int
         L-BFGS iterations at the coarsest level (finer levels get 2/3 of it).
     temporal_tv : float, optional
@@ -293,7 +292,7 @@ def autofocus(
             def closure() -> torch.Tensor:
                 nonlocal step
                 if cancel is not None and cancel():
-                    raise _Cancelled
+                    raise Cancelled
                 opt.zero_grad()
                 c = cost()
                 c.backward()
@@ -305,7 +304,7 @@ def autofocus(
 
             try:
                 opt.step(closure)
-            except _Cancelled:
+            except Cancelled:
                 cancelled = True
             theta[free] = p.detach().cpu().double().numpy() / scale[None]
         # shots this level did not see: the motion of the nearest shot (in shot order) it saw
@@ -341,3 +340,20 @@ def autofocus(
         "versions": {"mrideblur": __version__, "numpy": np.__version__, "torch": torch.__version__},
     }
     return Result(image=out, motion=motion, sens=ones, report=report)
+
+
+@dataclass
+class AutofocusOptions(Options):
+    """Options of the per-shot gradient-entropy autofocus (:func:`autofocus`, which documents them):
+    ``max_iter`` L-BFGS iterations per level, ``temporal_tv`` (None: by ordering), ``device``, ``seed``."""
+
+    max_iter: int = 60
+    temporal_tv: float | None = None
+    device: str = "cpu"
+    seed: int = 0
+
+
+def run(image: np.ndarray, shot_index: np.ndarray, options: AutofocusOptions, progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None) -> Result:
+    """The catalogue's ``per-shot-autofocus``: :func:`autofocus` with ``options``."""
+    return autofocus(image, shot_index, progress=progress, cancel=cancel, **options.kwargs())

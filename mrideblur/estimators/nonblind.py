@@ -11,7 +11,7 @@ Five estimators share one front door, :func:`deconvolve`:
   scikit-image); two convolutions per iteration.
 
 Capital letters are 2D DFTs; ``K`` is the optical transfer function of the kernel
-(:func:`mrideblur.deblur.blur.psf2otf`, ``K(0) = 1`` since the kernel sums to one) and ``grad``
+(:func:`mrideblur.physics.blur.psf2otf`, ``K(0) = 1`` since the kernel sums to one) and ``grad``
 the forward differences along x and y with periodic wrap, whose transfer functions are
 ``Dx(f) = exp(2 pi i fx / Nx) - 1`` and ``Dy(f) = exp(2 pi i fy / Ny) - 1``, so that
 ``|Dx|^2 + |Dy|^2 = 4 sin^2(pi fx / Nx) + 4 sin^2(pi fy / Ny)``.
@@ -22,15 +22,20 @@ chooses how the data are made to look periodic (see :func:`deconvolve`).
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 from scipy import fft as sfft
 
-from .blur import check_image, edgetaper, psf2otf
-from .kernels import validate_kernel
+from ..physics.blur import check_image, edgetaper, psf2otf
+from ..physics.kernels import validate_kernel
+from .base import Options
 
-__all__ = ["METHODS", "BOUNDARY_MODES", "deconvolve", "estimate_noise_sigma", "solve_lp_shrinkage"]
+__all__ = ["METHODS", "BOUNDARY_MODES", "deconvolve", "estimate_noise_sigma", "run", "solve_lp_shrinkage",
+           "InverseOptions", "WienerOptions", "TikhonovOptions", "HyperLaplacianOptions", "RichardsonLucyOptions",
+           "DiffusionOptions"]
 
 METHODS = ("inverse", "wiener", "tikhonov", "hyper-laplacian", "richardson-lucy", "diffusion")
 BOUNDARY_MODES = ("taper", "periodic", "valid")
@@ -89,7 +94,7 @@ def deconvolve(
             ``y`` is extended by at least the kernel half-size ``(ky // 2, kx // 2)`` per side
             with mirror symmetry (a little more where that makes the FFT length a fast size),
             blended towards its own circular blur near the new border by
-            :func:`~mrideblur.deblur.blur.edgetaper` so it has no jump where it wraps,
+            :func:`~mrideblur.physics.blur.edgetaper` so it has no jump where it wraps,
             deconvolved as if circular, and cropped back. Output ``(ny, nx)``.
         ``"valid"``
             ``y`` holds only the pixels whose whole blur footprint lies inside the scene
@@ -214,8 +219,8 @@ def deconvolve(
     Examples
     --------
     >>> import numpy as np
-    >>> from mrideblur.deblur.kernels import gaussian_kernel
-    >>> from mrideblur.deblur.blur import blur
+    >>> from mrideblur.physics.kernels import gaussian_kernel
+    >>> from mrideblur.physics.blur import blur
     >>> x = np.zeros((32, 32)); x[8:24, 8:24] = 1.0
     >>> k = gaussian_kernel(1.0)
     >>> y = blur(x, k, boundary="periodic")
@@ -244,6 +249,94 @@ def deconvolve(
     solver = _FOURIER_SOLVERS[method]
     x = solver(padded, otf, **opts)
     return np.ascontiguousarray(x[crop], dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# options of each method (the catalogue's view; ``deconvolve`` documents the math)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _NonBlindOptions(Options):
+    """Common to every non-blind method: ``boundary`` in {"taper", "periodic", "valid"}."""
+
+    boundary: str = "taper"
+    method = ""  # set by each subclass (a class attribute, not a field)
+
+    def params(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "boundary"}
+
+    def validate(self) -> None:
+        if self.boundary not in BOUNDARY_MODES:
+            raise ValueError(f"boundary: expected one of {BOUNDARY_MODES}, got {self.boundary!r}")
+        for k, v in _parse_params(self.method, self.params()).items():
+            setattr(self, k, v)
+
+
+@dataclass
+class InverseOptions(_NonBlindOptions):
+    """``X = conj(K) Y / (|K|^2 + eps)``."""
+
+    eps: float = _DEFAULTS["inverse"]["eps"]
+    method = "inverse"
+
+
+@dataclass
+class WienerOptions(_NonBlindOptions):
+    """``X = conj(K) Y / (|K|^2 + nsr)``; ``nsr`` by the discrepancy principle from ``noise_sigma``
+    (estimated when None) unless given."""
+
+    nsr: float | None = None
+    noise_sigma: float | None = None
+    method = "wiener"
+
+
+@dataclass
+class TikhonovOptions(_NonBlindOptions):
+    """``argmin ||y - k*x||^2 + lam ||grad x||^2``."""
+
+    lam: float = _DEFAULTS["tikhonov"]["lam"]
+    method = "tikhonov"
+
+
+@dataclass
+class HyperLaplacianOptions(_NonBlindOptions):
+    """``argmin lam/2 ||k*x - y||^2 + sum |grad x|^alpha`` by half-quadratic splitting."""
+
+    lam: float = _DEFAULTS["hyper-laplacian"]["lam"]
+    alpha: float = _DEFAULTS["hyper-laplacian"]["alpha"]
+    beta_max: float = _DEFAULTS["hyper-laplacian"]["beta_max"]
+    method = "hyper-laplacian"
+
+
+@dataclass
+class RichardsonLucyOptions(_NonBlindOptions):
+    """``num_iter`` Richardson-Lucy iterations (the iteration count is the regulariser)."""
+
+    num_iter: int = _DEFAULTS["richardson-lucy"]["num_iter"]
+    method = "richardson-lucy"
+
+
+@dataclass
+class DiffusionOptions(_NonBlindOptions):
+    """DiffPIR posterior sampling under the diffusion prior: ``steps``, ``seed``, ``noise_sigma``
+    (estimated when None), ``prior`` (a ScorePrior or a path; default the shipped weights)."""
+
+    steps: int = _DEFAULTS["diffusion"]["steps"]
+    seed: int = _DEFAULTS["diffusion"]["seed"]
+    noise_sigma: float | None = None
+    prior: Any = None
+    method = "diffusion"
+
+
+def run(blurred: np.ndarray, kernel: np.ndarray, options: _NonBlindOptions) -> np.ndarray:
+    """Deconvolve ``blurred`` by the known ``kernel`` with the method of ``options``.
+
+    The catalogue's run function for every non-blind method; see :func:`deconvolve` for the
+    models, shapes and boundaries.  Returns a float64 image, ``(ny, nx)`` (larger by the kernel
+    size minus one with ``boundary="valid"``).
+    """
+    return deconvolve(blurred, kernel, options.method, boundary=options.boundary, **options.params())
 
 
 # --------------------------------------------------------------------------------------------
@@ -495,7 +588,7 @@ def _diffusion(padded: np.ndarray, otf: np.ndarray, steps: int, seed: int, noise
     import torch
 
     from ..prior import ScorePrior
-    from ..prior.physics import LinearPhysics
+    from ..physics.operators import LinearPhysics
     from ..prior.samplers import posterior_sample
 
     if prior is None:

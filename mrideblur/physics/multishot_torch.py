@@ -3,7 +3,7 @@ r"""Torch twin of the multi-shot model, differentiable in the image, the motion 
 .. math:: A(\theta, S)\, x = \sum_s M_s F S T(\theta_s) x, \qquad
           A^H y = \sum_s T(\theta_s)^H S^H F^H M_s y
 
-Same numbers as :class:`mrideblur.mri.model.MultiShotSense` (to float precision), batched over
+Same numbers as :class:`mrideblur.physics.multishot.MultiShotSense` (to float precision), batched over
 shots, on whatever device the tensors live (``device="cuda"`` works when torch sees a GPU).
 Gradients flow to ``x``, ``thetas`` (degrees, pixels) and ``sens`` through torch autograd.
 """

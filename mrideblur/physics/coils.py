@@ -1,7 +1,7 @@
 r"""Coil sensitivities ``S``: calibration from k-space, simulated coil arrays, a smooth coil model.
 
 Maps are complex arrays ``(coils, ny, nx)`` (or ``(coils, nz, ny, nx)``) normalised so that
-``sum_c |S_c|^2 = 1`` inside the object (CONVENTIONS.md).
+``sum_c |S_c|^2 = 1`` inside the object (docs/conventions.md).
 
 - :func:`estimate_sens`: ESPIRiT (Uecker et al. 2014) or JSENSE (Ying & Sheng 2007) from the
   fully sampled centre, through sigpy's ``EspiritCalib`` and ``JsenseRecon``;

@@ -1,7 +1,7 @@
 r"""Rigid motion of images and volumes by Fourier shears (numpy and a sigpy ``Linop``).
 
 The motion operator ``T(theta)`` of the forward model ``y_s = M_s F S T(theta_s) x``
-(``CONVENTIONS.md``) *moves the object*: image content at offset ``d`` from the centre lands at
+(docs/conventions.md) *moves the object*: image content at offset ``d`` from the centre lands at
 ``R d + t``, i.e. ``(T x)(R d + t) = x(d)``.
 
 Coordinates
@@ -15,7 +15,7 @@ order, ``d = (dy, dx)`` or ``d = (dz, dy, dx)``. Units are pixels (voxels) and d
     R(p) = [[cos p, -sin p],      (dy, dx) -> (dy cos p - dx sin p + ty,
             [sin p,  cos p]]                    dy sin p + dx cos p + tx)
 
-exactly the formula of ``CONVENTIONS.md``. In array indices a positive angle turns ``+iy``
+exactly the formula of docs/conventions.md. In array indices a positive angle turns ``+iy``
 toward ``+ix`` (``+ix`` toward ``-iy``): counter-clockwise on a screen that shows row 0 at the
 top, which is how the contract's "turns +x towards +y" reads with y pointing up.
 
@@ -36,7 +36,7 @@ Algorithm
 A *shift along axis b by* ``s(d)`` moves the content of every line along ``b`` by ``s`` pixels,
 ``y(d) = x(d - s e_b)``. It is diagonal in the 1D Fourier domain of that axis:
 ``Y(k_b) = X(k_b) exp(-2 pi i k_b s / N_b)``, with ``k_b`` in the centred set
-``{-N//2, ..., N - 1 - N//2}`` of :mod:`mrideblur.mri.fourier`. We use ``np.fft.fft`` along the
+``{-N//2, ..., N - 1 - N//2}`` of :mod:`mrideblur.physics.fourier`. We use ``np.fft.fft`` along the
 one axis with ``k_b = N * fftfreq(N)``: the same frequency set, and the ``ifftshift/fftshift``
 pair of the centred transform is a circular relabelling that commutes with the phase ramp,
 so it is left out (same numbers, two copies fewer). Each shift is unitary and
@@ -58,7 +58,7 @@ merged into it (both are diagonal there). The rotation by ``-p`` is the exact in
 adjoint, of the rotation by ``p`` for ``|p| <= 45``.
 
 Everything here also runs batched over shots, ``thetas (nshot, 3|6) -> (nshot, ..., ny, nx)``;
-:mod:`mrideblur.mri.motion_torch` is the differentiable torch twin (same plan, same numbers).
+:mod:`mrideblur.physics.motion_torch` is the differentiable torch twin (same plan, same numbers).
 """
 
 from __future__ import annotations
@@ -321,7 +321,7 @@ def translate(x: np.ndarray, shifts: Sequence[float]) -> np.ndarray:
     """Move the content of ``x`` by ``shifts`` pixels over its last ``len(shifts)`` axes.
 
     ``y(d) = x(d - t)``: a Fourier phase ramp ``F y = F x * exp(-2 pi i sum_j k_j t_j / N_j)``
-    with the centred transform of :mod:`mrideblur.mri.fourier` and centred ``k_j`` in
+    with the centred transform of :mod:`mrideblur.physics.fourier` and centred ``k_j`` in
     ``{-N//2, ..., N-1-N//2}``. Unitary; integer shifts equal ``np.roll``; exact (sub-pixel) for
     band-limited periodic images.
 

@@ -1,0 +1,232 @@
+"""The public entry points: thin calls over the catalogue.
+
+- :func:`deconvolve` — image deblurring with a known kernel;
+- :func:`blind_deconvolve` — image deblurring with an unknown kernel;
+- :func:`correct` — rigid motion in multi-shot, multi-coil k-space;
+- :func:`correct_magnitude_image` — rigid motion in a magnitude image (NIfTI) without raw data.
+
+Each one checks its input, looks the method up in :mod:`mrideblur.estimators.catalogue`, builds
+that method's options dataclass from the keyword arguments (an unknown option is an error that
+lists the method's options) and calls its run function.  Users reach them as
+:func:`mrideblur.deblur.deconvolve`, :func:`mrideblur.deblur.blind_deconvolve` and
+:func:`mrideblur.mri.correct`.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..physics.multishot import check_sens
+from ..physics.shots import validate_shot_index
+from .base import CancelFn, ProgressFn, Result
+from .catalogue import find
+from .sense import check_kspace, sense_recon
+
+__all__ = ["blind_deconvolve", "correct", "correct_magnitude_image", "data_fit", "deconvolve"]
+
+
+def deconvolve(blurred: np.ndarray, kernel: np.ndarray, method: str = "wiener", *, boundary: str | None = None,
+               **params: Any) -> np.ndarray:
+    """Deconvolve an image blurred by a known kernel: estimate ``x`` from ``y = k * x + n``.
+
+    Parameters
+    ----------
+    blurred : (ny, nx) array_like
+        Observed image ``y``, real and finite, any intensity unit.
+    kernel : (m, m) array_like
+        Blur kernel ``k`` (odd sizes, non-negative; normalised to sum 1).
+    method : str
+        A non-blind method of the catalogue: ``"inverse"``, ``"wiener"``, ``"tikhonov"``,
+        ``"hyper-laplacian"``, ``"richardson-lucy"``, ``"diffusion"``
+        (:func:`mrideblur.estimators.nonblind.deconvolve` documents each model).
+    boundary : {"taper", "periodic", "valid"}, optional
+        How a non-periodic image is made to look periodic (``"valid"`` returns the whole scene,
+        larger than the input by the kernel size minus one); default the method's (``"taper"``).
+    **params
+        The method's options (e.g. ``nsr`` for Wiener, ``lam`` and ``alpha`` for hyper-Laplacian).
+
+    Returns
+    -------
+    (ny, nx) float64 image (``(ny + m - 1, nx + m - 1)`` for ``boundary="valid"``).
+    """
+    entry = find("deconvolve", method)
+    if boundary is not None:
+        params["boundary"] = boundary
+    return entry.run_function()(blurred, kernel, entry.make_options(**params))
+
+
+def blind_deconvolve(blurred: np.ndarray, kernel_size: int, method: str = "vb", seed: int = 0,
+                     progress: ProgressFn | None = None, cancel: CancelFn | None = None, **options: Any) -> Result:
+    """Estimate the blur kernel ``k`` and the sharp image ``x`` from ``y = k * x + n``.
+
+    Parameters
+    ----------
+    blurred : (ny, nx) array
+        Blurred, noisy image, linear intensities.
+    kernel_size : int
+        Odd size (pixels, >= 3) of the kernel to estimate, a little larger than the blur.
+    method : {"vb", "map", "diffusion"}
+        Variational Bayes after Fergus et al. 2006 (:mod:`mrideblur.estimators.blind_vb`), the
+        naive joint MAP of the same model, or kernel refits along a diffusion posterior sweep
+        (:mod:`mrideblur.estimators.blind_diffusion`).
+    seed : int
+        Seeds every random choice: the same seed gives the same result.
+    progress : callable(step, total, message), optional
+    cancel : callable() -> bool, optional
+        Polled every iteration; True stops and returns the current estimate
+        (``history["cancelled"]``).
+    **options
+        The method's options (:class:`~mrideblur.estimators.blind_vb.VBOptions`,
+        :class:`~mrideblur.estimators.blind_diffusion.BlindDiffusionOptions`): ``patch``,
+        ``max_patch``, ``noise_sigma``, ``nonblind``, ``nonblind_params``, ``boundary``, ...
+
+    Returns
+    -------
+    Result
+        ``image``, ``kernel`` ``(kernel_size, kernel_size)`` and ``history``.
+    """
+    entry = find("blind-deconvolve", method)
+    return entry.run_function()(blurred, kernel_size, entry.make_options(seed=seed, **options), progress, cancel)
+
+
+def data_fit(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray, motion: np.ndarray | None,
+             image: np.ndarray) -> float:
+    """Relative data misfit ``||A(motion, sens) x - y|| / ||y||`` over the acquired lines."""
+    from ..physics.multishot import MultiShotSense
+
+    r = MultiShotSense(sens, shot_index, motion)(image) - kspace
+    return float(np.linalg.norm(r) / max(float(np.linalg.norm(kspace)), 1e-30))
+
+
+def _correct_one(y: np.ndarray, si: np.ndarray, sens: np.ndarray | None, method: str, options,
+                 progress: ProgressFn | None, cancel: CancelFn | None) -> Result:
+    entry = find("kspace", method)
+    res = entry.run_function()(y, si, sens, options, progress, cancel)
+    # Never a worse image silently: compare the data fit with that of no correction (same maps).
+    t = time.perf_counter()
+    uncorrected = res.image if method == "none" else sense_recon(y, si, res.sens, None, max_iter=30)
+    fit = {"uncorrected": data_fit(y, si, res.sens, None, uncorrected),
+           "corrected": data_fit(y, si, res.sens, res.motion, res.image)}
+    fit["improved"] = bool(fit["corrected"] < fit["uncorrected"]) if method != "none" else None
+    res.report["data_fit"] = fit
+    res.report.setdefault("seconds", {})["uncorrected"] = time.perf_counter() - t
+    res.uncorrected = uncorrected
+    if fit["improved"] is False:
+        warnings.warn(f"correct(method={method!r}): the corrected data misfit {fit['corrected']:.4f} is not "
+                      f"below the uncorrected one {fit['uncorrected']:.4f}; the motion estimate is likely wrong "
+                      "(report['data_fit'])", RuntimeWarning, stacklevel=3)
+    return res
+
+
+def correct(kspace: np.ndarray, shot_index: np.ndarray, method: str = "aligned-sense", sens: np.ndarray | None = None,
+            *, stack: bool | None = None, progress: ProgressFn | None = None, cancel: CancelFn | None = None,
+            **options: Any) -> Result:
+    """Correct rigid motion in multi-shot, multi-coil k-space: ``y_s = M_s F S T(theta_s) x + n``.
+
+    Parameters
+    ----------
+    kspace : (coils, ky, kx), (coils, kz, ky, kx) or (slices, coils, ky, kx) complex
+        Measured k-space, zeros on lines not acquired (docs/conventions.md).
+    shot_index : (ky,) or (kz, ky) int
+        Shot of every phase-encode line, ``-1`` not acquired.
+    method : {"none", "aligned-sense", "jsmoco"}
+        A k-space method of the catalogue: SENSE without correction, aligned-SENSE
+        (:mod:`mrideblur.estimators.aligned_sense`) or JSMoCo (:mod:`mrideblur.estimators.jsmoco`).
+    sens : complex array, optional
+        Known coil maps, shaped like ``kspace`` without the k axes (per slice for a stack);
+        estimated when not given.
+    stack : bool, optional
+        Force a 4D ``kspace`` to be read as a stack of slices (default: 4D with a 1D shot map is
+        a stack, with a 2D ``(kz, ky)`` map a 3D volume).  Slices are corrected one by one, each
+        with its own motion.
+    progress : callable(step, total, message), optional
+    cancel : callable() -> bool, optional
+        Polled about every 5 iterations; True stops at once and returns the current estimate
+        (``report["cancelled"] = True``).
+    **options
+        The method's options: ``coils`` ("joint"/"espirit"), ``max_iter``, ``calib_width``,
+        ``device``, ``seed`` (:class:`~mrideblur.estimators.aligned_sense.AlignedSenseOptions`);
+        JSMoCo adds ``nsamples``, ``sampler``, ``prior``, ``init``, ``steps``, ...
+        (:class:`~mrideblur.estimators.jsmoco.JSMoCoOptions`).
+
+    Returns
+    -------
+    Result
+        ``image`` complex64, ``motion`` ``(nshot, 3)`` ``[rot_deg, ty, tx]`` (``(nshot, 6)`` in 3D,
+        ``(slices, nshot, 3)`` for a stack; degrees and pixels, shot 0 zero), ``sens``,
+        ``uncertainty`` (JSMoCo with ``nsamples > 1``), ``uncorrected`` (SENSE with the same maps
+        and no motion) and ``report`` with ``residual_per_shot`` and ``data_fit`` — the relative
+        data misfit corrected against uncorrected; when the correction does not lower it,
+        ``data_fit["improved"]`` is False and a ``RuntimeWarning`` says so.
+    """
+    entry = find("kspace", method)
+    opts = entry.make_options(**options)
+    y = check_kspace(kspace)
+    si = np.asarray(shot_index)
+    if stack is None:
+        stack = y.ndim == 4 and si.ndim == 1
+    if not stack:
+        si = validate_shot_index(si, y.shape[1:-1])
+        if sens is not None:
+            sens = check_sens(sens, y.shape)
+        return _correct_one(y, si, sens, method, opts, progress, cancel)
+    if y.ndim != 4:
+        raise ValueError(f"kspace: a stack must be (slices, coils, ky, kx), got shape {y.shape}")
+    si = validate_shot_index(si, (y.shape[-2],))
+    if sens is not None:
+        sens = check_sens(sens, y.shape)
+    results = []
+    n = y.shape[0]
+    for i in range(n):
+        sub = None if progress is None else (lambda s, t, m, i=i: progress(i * t + s, n * t, f"slice {i + 1}/{n}: {m}"))
+        results.append(_correct_one(y[i], si, None if sens is None else sens[i], method, opts, sub, cancel))
+        if results[-1].cancelled:
+            break
+    report = dict(results[0].report)
+    report["slices"] = [r.report for r in results]
+    report["cancelled"] = any(r.cancelled for r in results)
+    fits = [r.report["data_fit"]["improved"] for r in results]
+    report["data_fit"] = {"improved": None if method == "none" else all(fits), "slices_not_improved":
+                          [i for i, f in enumerate(fits) if f is False]}
+    unc = [r.uncertainty for r in results]
+    return Result(image=np.stack([r.image for r in results]), motion=np.stack([r.motion for r in results]),
+                  sens=np.stack([r.sens for r in results]), report=report, history=report.get("history", {}),
+                  uncertainty=None if any(u is None for u in unc) else np.stack(unc),
+                  uncorrected=np.stack([r.uncorrected for r in results]))
+
+
+def correct_magnitude_image(image: np.ndarray, shot_index: np.ndarray, method: str = "step-autofocus",
+                            motion: np.ndarray | None = None, progress: ProgressFn | None = None,
+                            cancel: CancelFn | None = None, **options: Any) -> Result:
+    """Correct rigid motion in one magnitude image (a NIfTI slice) without raw k-space.
+
+    Parameters
+    ----------
+    image : (ny, nx) float
+        Magnitude image, phase-encode axis first (axis 0).
+    shot_index : (ny,) int
+        Shot of every phase-encode line (docs/conventions.md).
+    method : {"step-autofocus", "per-shot-autofocus", "known-motion"}
+        One move searched globally under the modulus model
+        (:mod:`mrideblur.estimators.autofocus_step`), free per-shot motion by gradient entropy
+        (:mod:`mrideblur.estimators.autofocus`), or the modulus-model reconstruction with a known
+        motion table (:mod:`mrideblur.estimators.autofocus_magnitude`).  Giving ``motion``
+        selects ``"known-motion"``.
+    motion : (nshot, 3) float, optional
+        A known motion table ``[rot_deg, ty, tx]`` (degrees, pixels; ty along axis 0).
+    **options
+        The method's options.
+
+    Returns
+    -------
+    Result with the corrected image, the motion and the report.
+    """
+    if motion is not None:
+        method = "known-motion"
+        options["motion"] = motion
+    entry = find("magnitude", method)
+    return entry.run_function()(image, shot_index, entry.make_options(**options), progress, cancel)

@@ -1,0 +1,123 @@
+"""What the blind deconvolution estimators share: their options, the inference patch, the
+input checks and the final non-blind deconvolution.
+
+A blind estimator of :mod:`mrideblur.estimators.blind_vb` (VB, MAP) or
+:mod:`mrideblur.estimators.blind_diffusion` estimates the kernel ``k`` of ``y = k * x + n`` on a
+patch of the image (Fergus et al. let the user pick one; ``"auto"`` takes the window with the most
+gradient energy), then deconvolves the whole image with that kernel by a non-blind method of
+:mod:`mrideblur.estimators.nonblind`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..physics.blur import check_image
+from .base import Options
+from .nonblind import METHODS as NONBLIND_METHODS
+from .nonblind import _parse_params, deconvolve
+
+__all__ = ["BlindOptions", "final_image", "gradients", "prepare"]
+
+
+def gradients(y: np.ndarray) -> list[np.ndarray]:
+    """Horizontal and vertical first differences on a common ``(ny - 1, nx - 1)`` grid."""
+    return [y[:-1, 1:] - y[:-1, :-1], y[1:, :-1] - y[:-1, :-1]]
+
+
+def auto_patch(y: np.ndarray, size: int) -> tuple[int, int, int, int]:
+    """The ``size x size`` window of ``y`` with the most gradient energy (stride ``size // 8``),
+    as ``(y0, x0, height, width)`` in pixels."""
+    h, w = min(size, y.shape[0]), min(size, y.shape[1])
+    if (h, w) == y.shape:
+        return (0, 0, h, w)
+    e = np.zeros_like(y)
+    e[:-1, :-1] = sum(g**2 for g in gradients(y))
+    ii = np.pad(e.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    step = max(size // 8, 1)
+    best, pos = -1.0, (0, 0)
+    for y0 in range(0, y.shape[0] - h + 1, step):
+        for x0 in range(0, y.shape[1] - w + 1, step):
+            s = ii[y0 + h, x0 + w] - ii[y0, x0 + w] - ii[y0 + h, x0] + ii[y0, x0]
+            if s > best:
+                best, pos = s, (y0, x0)
+    return (pos[0], pos[1], h, w)
+
+
+@dataclass
+class BlindOptions(Options):
+    """Options every blind deconvolution method takes.
+
+    Attributes
+    ----------
+    seed : int
+        Seeds every random choice (starting kernels, sampler); the same seed gives the same result.
+    patch : "auto", None or (y0, x0, height, width)
+        Region (pixels) used to infer the kernel: ``"auto"`` the ``max_patch``-sized window with
+        the most gradient energy, ``None`` the whole image.  The final deconvolution always
+        covers the whole image.
+    max_patch : int
+        Side of the ``"auto"`` patch in pixels.
+    noise_sigma : float, optional
+        Noise standard deviation of ``y`` (intensity units) if known; estimated otherwise.
+    nonblind : str
+        Method of :func:`mrideblur.deblur.deconvolve` for the final image.
+    nonblind_params : dict, optional
+        Its parameters.
+    boundary : {"taper", "periodic", "valid"}
+        Boundary handling of the final deconvolution.
+    """
+
+    seed: int = 0
+    patch: Any = "auto"
+    max_patch: int = 256
+    noise_sigma: float | None = None
+    nonblind: str = "hyper-laplacian"
+    nonblind_params: dict | None = None
+    boundary: str = "taper"
+
+    def validate(self) -> None:
+        if self.nonblind not in NONBLIND_METHODS:
+            raise ValueError(f"nonblind: expected one of {NONBLIND_METHODS}, got {self.nonblind!r}")
+        # check the final deconvolution's options now, not after the kernel search has run
+        _parse_params(self.nonblind, dict(self.nonblind_params or {}))
+
+
+def prepare(blurred: np.ndarray, kernel_size: int, options: BlindOptions
+            ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int], int]:
+    """Check the input and cut the inference patch.
+
+    Returns ``(y, yp, patch, kernel_size)``: the image as float64, the patch ``yp`` of it,
+    ``patch = (y0, x0, height, width)`` and the kernel size as int.  Raises ``ValueError`` for a
+    bad image, an even or too small kernel size, a patch outside the image, or a kernel larger
+    than half the patch.
+    """
+    y = check_image(blurred, "blurred")
+    if int(kernel_size) != kernel_size or kernel_size < 3 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size: expected an odd integer >= 3, got {kernel_size}")
+    kernel_size = int(kernel_size)
+    patch = options.patch
+    if isinstance(patch, str) and patch == "auto":
+        patch = auto_patch(y, options.max_patch)
+    elif patch is None:
+        patch = (0, 0, y.shape[0], y.shape[1])
+    try:
+        y0, x0, ph, pw = (int(v) for v in patch)
+    except (TypeError, ValueError):
+        raise ValueError(f"patch: expected 'auto', None or (y0, x0, height, width), got {patch!r}") from None
+    if y0 < 0 or x0 < 0 or ph < 3 or pw < 3 or y0 + ph > y.shape[0] or x0 + pw > y.shape[1]:
+        raise ValueError(f"patch: {patch} does not lie inside the image {y.shape}")
+    yp = y[y0 : y0 + ph, x0 : x0 + pw]
+    if 2 * kernel_size > min(yp.shape):
+        raise ValueError(f"kernel_size: {kernel_size} is too large for the image/patch {yp.shape} "
+                         "(need at least twice the kernel size)")
+    return y, yp, (y0, x0, ph, pw), kernel_size
+
+
+def final_image(y: np.ndarray, kernel: np.ndarray, options: BlindOptions) -> np.ndarray:
+    """Non-blind deconvolution of the whole image with the estimated kernel."""
+    return deconvolve(y, kernel, method=options.nonblind, boundary=options.boundary,
+                      **(options.nonblind_params or {}))

@@ -1,0 +1,173 @@
+"""The one list of estimators: what each solves, how, with which prior, and where it lives.
+
+Every problem here is **physics with unknown parameters + an image prior + an estimator**:
+
+==================  ==============================  ========================  ===========================
+problem             physics ``y = A(phi) x + n``    unknown ``phi``           image prior
+==================  ==============================  ========================  ===========================
+image deblurring    convolution with a kernel       the kernel ``k``          gradient MoG; diffusion score
+MRI motion          ``sum_s M_s F S T(theta_s)``    ``theta`` and coils ``S``  none/Tikhonov; diffusion score
+magnitude images    ``|F^H sum_s M_s F T(theta_s) x|``  ``theta``              TV + l1; gradient entropy
+==================  ==============================  ========================  ===========================
+
+and the estimators come in three families:
+
+- **point** — alternating or joint point estimates of the image and the parameters: naive MAP
+  blind deconvolution, aligned-SENSE (image and motion in one joint L-BFGS step, alternated
+  with the coil step);
+- **posterior** — the parameters are estimated while averaging over the image: Fergus et al.'s
+  Variational Bayes (the kernel update uses the posterior mean *and variance* of the
+  gradients), kernel refits along a diffusion posterior sweep, and JSMoCo (motion and coils
+  updated along a diffusion posterior sweep; the chains also give the uncertainty);
+- **profiled** — the image is re-solved for every candidate parameter and the few parameters
+  are searched globally, then refined: the step autofocus of magnitude images;
+- **non-blind** — the parameters are known (a kernel; a motion table): the image alone.
+
+Each :class:`Entry` names its module, its options dataclass and its run function; modules are
+imported only when a method is used, so listing methods is instant. The public entry points
+(:func:`mrideblur.deblur.deconvolve`, :func:`mrideblur.deblur.blind_deconvolve`,
+:func:`mrideblur.mri.correct`, :func:`mrideblur.estimators.api.correct_magnitude_image`), the
+CLI, the batch runner and the napari widgets all read :data:`CATALOGUE`.
+
+Adding an estimator: one module in ``mrideblur/estimators/`` with an ``Options`` dataclass
+(derived from :class:`mrideblur.estimators.base.Options`) and a ``run`` function returning
+:class:`mrideblur.estimators.base.Result` — copy ``mrideblur/estimators/_template.py`` — and one
+line below. docs/architecture.md walks through it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = ["CATALOGUE", "PROBLEMS", "Entry", "find", "methods"]
+
+#: Problems and what their run functions take.
+PROBLEMS: dict[str, str] = {
+    "deconvolve": "run(blurred (ny, nx) float, kernel (m, m), options) -> (ny, nx) float image",
+    "blind-deconvolve": "run(blurred (ny, nx) float, kernel_size, options, progress, cancel) -> Result",
+    "kspace": "run(kspace (coils, ky, kx) or (coils, kz, ky, kx), shot_index, sens or None, options, "
+              "progress, cancel) -> Result",
+    "magnitude": "run(image (ny, nx), shot_index (ny,), options, progress, cancel) -> Result",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the catalogue.
+
+    Attributes
+    ----------
+    problem : str
+        A key of :data:`PROBLEMS` (what the run function takes).
+    name : str
+        The method's name in the API, the CLI (``--method``) and napari.
+    title : str
+        A human description (paper, idea).
+    unknown : str
+        The physics parameters estimated (or "none" for non-blind methods).
+    prior : str
+        The image prior.
+    family : str
+        ``"point"``, ``"posterior"``, ``"profiled"`` or ``"non-blind"``.
+    module : str
+        Module (relative to :mod:`mrideblur.estimators`) holding the method.
+    options : str
+        Name of its options dataclass in that module.
+    run : str
+        Name of its run function in that module.
+    """
+
+    problem: str
+    name: str
+    title: str
+    unknown: str
+    prior: str
+    family: str
+    module: str
+    options: str = "Options"
+    run: str = "run"
+
+    def _module(self):
+        return importlib.import_module(f"mrideblur.estimators.{self.module}")
+
+    def options_class(self) -> type:
+        """The options dataclass (imports the module)."""
+        return getattr(self._module(), self.options)
+
+    def run_function(self) -> Callable[..., Any]:
+        """The run function (imports the module)."""
+        return getattr(self._module(), self.run)
+
+    def make_options(self, **kwargs: Any):
+        """Options from keyword arguments, with a clear error for a name the method does not take
+        (naming the methods of the same problem that do take it)."""
+        import dataclasses
+
+        cls = self.options_class()
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key in kwargs:
+            if key not in names:
+                others = [e.name for e in CATALOGUE if e.problem == self.problem and e.name != self.name
+                          and key in {f.name for f in dataclasses.fields(e.options_class())}]
+                if others:
+                    raise ValueError(f"{key}: method {self.name!r} does not take this option (only "
+                                     f"{', '.join(repr(o) for o in others)}); its options are "
+                                     f"{', '.join(sorted(names))}")
+        return cls.from_kwargs(self.name, **kwargs)
+
+
+CATALOGUE: tuple[Entry, ...] = (
+    # image deblurring, kernel known
+    Entry("deconvolve", "inverse", "regularised inverse filter", "none", "none", "non-blind", "nonblind",
+          "InverseOptions"),
+    Entry("deconvolve", "wiener", "Wiener filter, noise-to-signal ratio by the discrepancy principle", "none",
+          "Gaussian (constant spectrum)", "non-blind", "nonblind", "WienerOptions"),
+    Entry("deconvolve", "tikhonov", "Tikhonov, closed form", "none", "Gaussian gradients", "non-blind",
+          "nonblind", "TikhonovOptions"),
+    Entry("deconvolve", "hyper-laplacian", "half-quadratic splitting (Krishnan & Fergus 2009)", "none",
+          "hyper-Laplacian gradients", "non-blind", "nonblind", "HyperLaplacianOptions"),
+    Entry("deconvolve", "richardson-lucy", "Richardson-Lucy (Poisson maximum likelihood)", "none",
+          "early stopping", "non-blind", "nonblind", "RichardsonLucyOptions"),
+    Entry("deconvolve", "diffusion", "diffusion posterior mean (DiffPIR-style)", "none", "diffusion score",
+          "non-blind", "nonblind", "DiffusionOptions"),
+    # image deblurring, kernel unknown
+    Entry("blind-deconvolve", "map", "joint MAP of image and kernel (the naive baseline)", "kernel",
+          "gradient mixture of Gaussians", "point", "blind_vb", "MAPOptions"),
+    Entry("blind-deconvolve", "vb", "Variational Bayes, coarse to fine (Fergus et al. 2006)", "kernel",
+          "gradient mixture of Gaussians", "posterior", "blind_vb", "VBOptions"),
+    Entry("blind-deconvolve", "diffusion", "kernel refits along a diffusion posterior sweep", "kernel",
+          "diffusion score", "posterior", "blind_diffusion", "BlindDiffusionOptions"),
+    # multi-coil k-space with rigid motion
+    Entry("kspace", "none", "CG-SENSE with ESPIRiT maps, no motion correction", "none", "Tikhonov (early stop)",
+          "non-blind", "sense", "NoCorrectionOptions", "run_uncorrected"),
+    Entry("kspace", "aligned-sense", "joint image + motion L-BFGS, coils re-fitted (aligned-SENSE)",
+          "per-shot rigid motion, coil maps", "Tikhonov (early stop)", "point", "aligned_sense",
+          "AlignedSenseOptions"),
+    Entry("kspace", "jsmoco", "JSMoCo (Chen et al. 2025): motion and coils along a diffusion posterior sweep",
+          "per-shot rigid motion, coil maps", "diffusion score", "posterior", "jsmoco", "JSMoCoOptions"),
+    # magnitude images (NIfTI), no raw data
+    Entry("magnitude", "step-autofocus", "one move per scan, searched globally under the modulus model",
+          "step shot, rot, ty, tx", "TV + l1 + non-negativity", "profiled", "autofocus_step",
+          "StepAutofocusOptions"),
+    Entry("magnitude", "per-shot-autofocus", "gradient-entropy autofocus (Atkinson et al. 1997)",
+          "per-shot rigid motion", "gradient entropy", "point", "autofocus", "AutofocusOptions"),
+    Entry("magnitude", "known-motion", "modulus-model reconstruction with a given motion table", "none",
+          "TV + l1 + non-negativity", "non-blind", "autofocus_magnitude", "MagnitudeOptions"),
+)
+
+
+def methods(problem: str) -> tuple[str, ...]:
+    """Names of the methods for ``problem`` (a key of :data:`PROBLEMS`), in catalogue order."""
+    if problem not in PROBLEMS:
+        raise ValueError(f"problem: expected one of {tuple(PROBLEMS)}, got {problem!r}")
+    return tuple(e.name for e in CATALOGUE if e.problem == problem)
+
+
+def find(problem: str, name: str) -> Entry:
+    """The entry of method ``name`` for ``problem``; a ValueError listing the choices otherwise."""
+    for e in CATALOGUE:
+        if e.problem == problem and e.name == name:
+            return e
+    raise ValueError(f"method: expected one of {methods(problem)}, got {name!r}")
