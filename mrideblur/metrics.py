@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
+from .physics.arrays import real_array
+
 __all__ = ["psnr", "ssim", "ssd_upto_shift", "error_ratio", "kernel_similarity", "fit_scale_magnitudes"]
 
 
@@ -76,13 +78,8 @@ def fit_scale_magnitudes(
     return a * e, t, a
 
 
-def psnr(
-    estimate: np.ndarray,
-    truth: np.ndarray,
-    data_range: float | None = None,
-    fit_scale: bool = False,
-    mask: np.ndarray | None = None,
-) -> float:
+def psnr(estimate: np.ndarray, truth: np.ndarray, data_range: float | None = None, fit_scale: bool = False,
+         mask: np.ndarray | None = None) -> float:
     r"""Peak signal-to-noise ratio in dB, ``10 log10(peak^2 / MSE)``.
 
     Parameters
@@ -124,13 +121,8 @@ def psnr(
     return float(10.0 * np.log10(peak**2 / mse))
 
 
-def ssim(
-    estimate: np.ndarray,
-    truth: np.ndarray,
-    data_range: float | None = None,
-    fit_scale: bool = False,
-    mask: np.ndarray | None = None,
-) -> float:
+def ssim(estimate: np.ndarray, truth: np.ndarray, data_range: float | None = None, fit_scale: bool = False,
+         mask: np.ndarray | None = None) -> float:
     """Structural similarity (Wang et al. 2004) by :func:`skimage.metrics.structural_similarity`.
 
     Parameters
@@ -298,14 +290,7 @@ def kernel_similarity(k_est: np.ndarray, k_true: np.ndarray) -> float:
 
 
 def _as_kernel(k: np.ndarray, name: str) -> np.ndarray:
-    try:
-        a = np.asarray(k, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: expected a 2D array of real numbers ({exc})") from None
-    if a.ndim != 2:
-        raise ValueError(f"{name}: expected a 2D kernel, got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name}: contains NaN or infinite entries")
+    a = real_array(k, name, 2, "kernel")
     if not np.any(a):
         raise ValueError(f"{name}: all entries are zero")
     return a

@@ -227,6 +227,7 @@ def correct_magnitude_image(image: np.ndarray, shot_index: np.ndarray, method: s
     """
     if motion is not None:
         method = "known-motion"
-        options["motion"] = motion
+    elif method == "known-motion":
+        raise ValueError("motion: method 'known-motion' needs the motion table, (nshot, 3) [rot_deg, ty, tx]")
     entry = find("magnitude", method)
-    return entry.run_function()(image, shot_index, entry.make_options(**options), progress, cancel)
+    return entry.run_function()(image, shot_index, motion, entry.make_options(**options), progress, cancel)

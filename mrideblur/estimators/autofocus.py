@@ -86,6 +86,7 @@ import torch
 from .. import __version__
 from .aligned_sense import rebase_motion, reference_shot
 from .base import CancelFn, Cancelled, Options, ProgressFn, Result
+from ..physics.cg import conjugate_gradient
 from ..physics.fourier import fft, fft_torch, ifft_torch
 from ..physics.motion_torch import rigid2d_torch
 from .sense import sense_recon
@@ -153,18 +154,7 @@ def _ls_image(k: torch.Tensor, masks: torch.Tensor, theta: torch.Tensor, n_iter:
         return rigid2d_torch(ifft_torch(y, 2), theta, adjoint=True, per_shot=True).sum(0)
 
     b = rigid2d_torch(ifft_torch(masks[:, :, None] * k[None], 2), theta, adjoint=True, per_shot=True).sum(0)
-    x = b
-    r = b - normal(x)
-    p = r
-    rs = (r.real**2 + r.imag**2).sum()
-    for _ in range(n_iter):
-        ap = normal(p)
-        alpha = rs / ((p.conj() * ap).sum().real + 1e-30)
-        x = x + alpha * p
-        r = r - alpha * ap
-        rn = (r.real**2 + r.imag**2).sum()
-        p = r + (rn / (rs + 1e-30)) * p
-        rs = rn
+    x = conjugate_gradient(normal, b, b, max_iter=n_iter)
     return torch.sqrt(x.real**2 + x.imag**2 + 1e-20)
 
 
@@ -175,27 +165,12 @@ def is_sequential(shot_index: np.ndarray) -> bool:
     return bool(acquired.size) and int(np.count_nonzero(np.diff(acquired))) == count_shots(si) - 1
 
 
-def autofocus(
-    image: np.ndarray,
-    shot_index: np.ndarray,
-    max_iter: int = 60,
-    temporal_tv: float | None = None,
-    device: str = "cpu",
-    seed: int = 0,
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-) -> Result:
-    """Estimate per-shot rigid motion from one image by gradient-entropy autofocus.
+@dataclass
+class AutofocusOptions(Options):
+    """Options of the per-shot gradient-entropy autofocus.
 
-    Parameters
+    Attributes
     ----------
-    image : (ny, nx) real or complex array
-        The motion-corrupted image; its phase-encode axis is axis 0 (``ky`` of
-        docs/conventions.md), the readout axis 1. A complex image is the exact case; a magnitude
-        image is handled the same way, with the limits of the module notes.
-    shot_index : (ny,) int
-        Shot of every phase-encode line (``-1``: not acquired), e.g.
-        :func:`mrideblur.physics.shots.make_shot_index` with the assumed ordering.
     max_iter : int
         L-BFGS iterations at the coarsest level (finer levels get 2/3 of it).
     temporal_tv : float, optional
@@ -209,10 +184,35 @@ def autofocus(
         torch device of the search (``"cpu"``, ``"cuda"``).
     seed : int
         Recorded for reproducibility; the estimator is deterministic.
+    """
+
+    max_iter: int = 60
+    temporal_tv: float | None = None
+    device: str = "cpu"
+    seed: int = 0
+
+
+def autofocus(image: np.ndarray, shot_index: np.ndarray, options: AutofocusOptions | None = None,
+              progress: ProgressFn | None = None, cancel: CancelFn | None = None, **kwargs: Any) -> Result:
+    """Estimate per-shot rigid motion from one image by gradient-entropy autofocus.
+
+    Parameters
+    ----------
+    image : (ny, nx) real or complex array
+        The motion-corrupted image; its phase-encode axis is axis 0 (``ky`` of
+        docs/conventions.md), the readout axis 1. A complex image is the exact case; a magnitude
+        image is handled the same way, with the limits of the module notes.
+    shot_index : (ny,) int
+        Shot of every phase-encode line (``-1``: not acquired), e.g.
+        :func:`mrideblur.physics.shots.make_shot_index` with the assumed ordering.
+    options : AutofocusOptions, optional
+        The method's options (defaults when None); keyword arguments build it instead.
     progress : callable(step, total, message), optional
     cancel : callable() -> bool, optional
         Polled at every cost evaluation; True stops and returns the current estimate
         (``report["cancelled"] = True``).
+    **kwargs
+        Fields of the options, when ``options`` is not given.
 
     Returns
     -------
@@ -231,6 +231,8 @@ def autofocus(
         Not a finite 2D image of at least 8x8 pixels, ``max_iter < 1``, a shot map that does
         not fit the phase-encode axis.
     """
+    o = options if options is not None else AutofocusOptions.from_kwargs("per-shot-autofocus", **kwargs)
+    max_iter, temporal_tv, device, seed = o.max_iter, o.temporal_tv, o.device, o.seed
     x0 = np.asarray(image)
     if x0.ndim != 2 or min(x0.shape) < 8:
         raise ValueError(f"image: expected a 2D image (ny, nx) of at least 8x8 pixels, got shape {x0.shape}")
@@ -342,18 +344,9 @@ def autofocus(
     return Result(image=out, motion=motion, sens=ones, report=report)
 
 
-@dataclass
-class AutofocusOptions(Options):
-    """Options of the per-shot gradient-entropy autofocus (:func:`autofocus`, which documents them):
-    ``max_iter`` L-BFGS iterations per level, ``temporal_tv`` (None: by ordering), ``device``, ``seed``."""
-
-    max_iter: int = 60
-    temporal_tv: float | None = None
-    device: str = "cpu"
-    seed: int = 0
-
-
-def run(image: np.ndarray, shot_index: np.ndarray, options: AutofocusOptions, progress: ProgressFn | None = None,
-        cancel: CancelFn | None = None) -> Result:
+def run(image: np.ndarray, shot_index: np.ndarray, motion: None, options: AutofocusOptions,
+        progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> Result:
     """The catalogue's ``per-shot-autofocus``: :func:`autofocus` with ``options``."""
-    return autofocus(image, shot_index, progress=progress, cancel=cancel, **options.kwargs())
+    if motion is not None:
+        raise ValueError("motion: a motion search takes no motion table (method 'known-motion' does)")
+    return autofocus(image, shot_index, options=options, progress=progress, cancel=cancel)

@@ -167,17 +167,31 @@ def magnitude_scale(m: np.ndarray) -> float:
     return s
 
 
-def correct_magnitude(
-    image: np.ndarray,
-    shot_index: np.ndarray,
-    motion: np.ndarray,
-    tv_weight: float = TV_WEIGHT,
-    l1_weight: float = L1_WEIGHT,
-    max_iter: int = 300,
-    device: str = "cpu",
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-) -> Result:
+@dataclass
+class MagnitudeOptions(Options):
+    """Options of the known-motion modulus-model reconstruction (the motion itself is an argument).
+
+    Attributes
+    ----------
+    tv_weight, l1_weight : float
+        ``lambda_TV`` and the final ``lambda_1`` of the module notes (per pixel of an image of
+        unit peak).
+    max_iter : int
+        L-BFGS iterations of the final stage of each start (earlier continuation stages get
+        half of it).
+    device : str
+        torch device (``"cpu"``, ``"cuda"``).
+    """
+
+    tv_weight: float = TV_WEIGHT
+    l1_weight: float = L1_WEIGHT
+    max_iter: int = 300
+    device: str = "cpu"
+
+
+def correct_magnitude(image: np.ndarray, shot_index: np.ndarray, motion: np.ndarray,
+                      options: MagnitudeOptions | None = None, progress: ProgressFn | None = None,
+                      cancel: CancelFn | None = None, **kwargs: Any) -> Result:
     """Undo known per-shot rigid motion in a magnitude image with the modulus forward model.
 
     Parameters
@@ -192,18 +206,14 @@ def correct_magnitude(
     motion : (nshot, 3) float
         ``rot_deg, ty, tx`` per shot (degrees, pixels), relative to shot 0 (docs/conventions.md), e.g.
         from a navigator, an external tracker or the raw-data estimate of the same scan.
-    tv_weight, l1_weight : float
-        ``lambda_TV`` and the final ``lambda_1`` of the module notes (per pixel of an image of
-        unit peak).
-    max_iter : int
-        L-BFGS iterations of the final stage of each start (earlier continuation stages get
-        half of it).
-    device : str
-        torch device (``"cpu"``, ``"cuda"``).
+    options : MagnitudeOptions, optional
+        The method's options (defaults when None); keyword arguments build it instead.
     progress : callable(step, total, message), optional
     cancel : callable() -> bool, optional
         Polled at every objective evaluation; True stops and returns the best estimate so far
         (``report["cancelled"] = True``).
+    **kwargs
+        Fields of the options, when ``options`` is not given.
 
     Returns
     -------
@@ -223,6 +233,8 @@ def correct_magnitude(
         does not fit axis 0, a motion table of the wrong shape or with non-finite values,
         negative or non-finite weights, ``max_iter < 1``.
     """
+    o = options if options is not None else MagnitudeOptions.from_kwargs("known-motion", **kwargs)
+    tv_weight, l1_weight, max_iter, device = o.tv_weight, o.l1_weight, o.max_iter, o.device
     m_np = check_magnitude_image(image, "the single-coil model is linear (use mrideblur.estimators.sense.sense_recon "
                                         "with one coil of ones)")
     si = validate_shot_index(shot_index, (m_np.shape[0],))
@@ -298,24 +310,8 @@ def correct_magnitude(
     return Result(image=out, motion=motion_out, sens=np.ones((1,) + m_np.shape, dtype=np.complex64), report=report)
 
 
-@dataclass
-class MagnitudeOptions(Options):
-    """Options of the known-motion modulus-model reconstruction (:func:`correct_magnitude`, which
-    documents them): ``motion`` ``(nshot, 3)`` ``[rot_deg, ty, tx]`` (required), ``tv_weight``,
-    ``l1_weight``, ``max_iter``, ``device``."""
-
-    motion: Any = None
-    tv_weight: float = TV_WEIGHT
-    l1_weight: float = L1_WEIGHT
-    max_iter: int = 300
-    device: str = "cpu"
-
-    def validate(self) -> None:
-        if self.motion is None:
-            raise ValueError("motion: method 'known-motion' needs the motion table, (nshot, 3) [rot_deg, ty, tx]")
-
-
-def run(image: np.ndarray, shot_index: np.ndarray, options: MagnitudeOptions, progress: ProgressFn | None = None,
-        cancel: CancelFn | None = None) -> Result:
-    """The catalogue's ``known-motion``: :func:`correct_magnitude` with ``options``."""
-    return correct_magnitude(image, shot_index, progress=progress, cancel=cancel, **options.kwargs())
+def run(image: np.ndarray, shot_index: np.ndarray, motion: np.ndarray, options: MagnitudeOptions,
+        progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> Result:
+    """The catalogue's ``known-motion``: :func:`correct_magnitude` with the motion table
+    ``(nshot, 3)`` ``[rot_deg, ty, tx]`` and ``options``."""
+    return correct_magnitude(image, shot_index, motion, options=options, progress=progress, cancel=cancel)

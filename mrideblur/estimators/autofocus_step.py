@@ -173,32 +173,12 @@ def step_objective(image: np.ndarray, shot_index: np.ndarray, step_shot: int, th
     return float(_solve(m, th, ma, mb, n_iter)[0][0])
 
 
-def step_autofocus(
-    image: np.ndarray,
-    shot_index: np.ndarray,
-    max_rot: float = 3.0,
-    max_trans: float = 3.0,
-    rot_step: float = 1.0,
-    trans_step: float = 1.0,
-    coarse_rot_step: float = 2.0,
-    top_steps: int = 3,
-    n_iter: int = 50,
-    refine_evals: int = 80,
-    correct_iter: int = 300,
-    device: str = "cpu",
-    seed: int = 0,
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-) -> Result:
-    """Estimate a single rigid move from a magnitude image and undo it (module notes).
+@dataclass
+class StepAutofocusOptions(Options):
+    """Options of the step autofocus: the search box, its grids and the inner solves.
 
-    Parameters
+    Attributes
     ----------
-    image : (ny, nx) real array
-        The motion-corrupted magnitude image; phase-encode axis 0, readout axis 1.
-    shot_index : (ny,) int
-        Shot of every phase-encode line (``-1``: not acquired), in acquisition order, e.g.
-        :func:`mrideblur.physics.shots.make_shot_index` with the assumed ordering.
     max_rot, max_trans : float
         Search range, degrees and pixels (each of ``rot, ty, tx`` within +-).
     rot_step, trans_step : float
@@ -218,10 +198,40 @@ def step_autofocus(
         torch device (``"cpu"``, ``"cuda"``).
     seed : int
         Recorded for reproducibility; the search is deterministic.
+    """
+
+    max_rot: float = 3.0
+    max_trans: float = 3.0
+    rot_step: float = 1.0
+    trans_step: float = 1.0
+    coarse_rot_step: float = 2.0
+    top_steps: int = 3
+    n_iter: int = 50
+    refine_evals: int = 80
+    correct_iter: int = 300
+    device: str = "cpu"
+    seed: int = 0
+
+
+def step_autofocus(image: np.ndarray, shot_index: np.ndarray, options: StepAutofocusOptions | None = None,
+                   progress: ProgressFn | None = None, cancel: CancelFn | None = None, **kwargs: Any) -> Result:
+    """Estimate a single rigid move from a magnitude image and undo it (module notes).
+
+    Parameters
+    ----------
+    image : (ny, nx) real array
+        The motion-corrupted magnitude image; phase-encode axis 0, readout axis 1.
+    shot_index : (ny,) int
+        Shot of every phase-encode line (``-1``: not acquired), in acquisition order, e.g.
+        :func:`mrideblur.physics.shots.make_shot_index` with the assumed ordering.
+    options : StepAutofocusOptions, optional
+        The method's options (defaults when None); keyword arguments build it instead.
     progress : callable(step, total, message), optional
     cancel : callable() -> bool, optional
         Polled at every inner-solver evaluation; True stops the search and returns the input
         unchanged with zero motion (``report["cancelled"] = True``).
+    **kwargs
+        Fields of the options, when ``options`` is not given.
 
     Returns
     -------
@@ -241,6 +251,10 @@ def step_autofocus(
         Not a finite real 2D image of at least 8x8 pixels, an all-zero image, a shot map that
         does not fit axis 0 or has fewer than two shots, non-positive ranges or steps.
     """
+    o = options if options is not None else StepAutofocusOptions.from_kwargs("step-autofocus", **kwargs)
+    max_rot, max_trans, rot_step, trans_step = o.max_rot, o.max_trans, o.rot_step, o.trans_step
+    coarse_rot_step, top_steps, n_iter, refine_evals = o.coarse_rot_step, o.top_steps, o.n_iter, o.refine_evals
+    correct_iter, device, seed = o.correct_iter, o.device, o.seed
     m_np = check_magnitude_image(image, "use mrideblur.estimators.autofocus.autofocus")
     si = validate_shot_index(shot_index, (m_np.shape[0],))
     nshot = count_shots(si)
@@ -361,25 +375,9 @@ def step_autofocus(
                   sens=np.ones((1,) + m_np.shape, dtype=np.complex64), report=report)
 
 
-@dataclass
-class StepAutofocusOptions(Options):
-    """Options of the step autofocus (:func:`step_autofocus`, which documents them): the search box
-    (``max_rot`` degrees, ``max_trans`` pixels), its grids, inner iterations, ``device``, ``seed``."""
-
-    max_rot: float = 3.0
-    max_trans: float = 3.0
-    rot_step: float = 1.0
-    trans_step: float = 1.0
-    coarse_rot_step: float = 2.0
-    top_steps: int = 3
-    n_iter: int = 50
-    refine_evals: int = 80
-    correct_iter: int = 300
-    device: str = "cpu"
-    seed: int = 0
-
-
-def run(image: np.ndarray, shot_index: np.ndarray, options: StepAutofocusOptions, progress: ProgressFn | None = None,
-        cancel: CancelFn | None = None) -> Result:
+def run(image: np.ndarray, shot_index: np.ndarray, motion: None, options: StepAutofocusOptions,
+        progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> Result:
     """The catalogue's ``step-autofocus``: :func:`step_autofocus` with ``options``."""
-    return step_autofocus(image, shot_index, progress=progress, cancel=cancel, **options.kwargs())
+    if motion is not None:
+        raise ValueError("motion: a motion search takes no motion table (method 'known-motion' does)")
+    return step_autofocus(image, shot_index, options=options, progress=progress, cancel=cancel)

@@ -7,7 +7,8 @@ sigpy's ``App``:
 
 - its options are a dataclass derived from :class:`Options` (no twenty keyword arguments:
   ``Options.from_kwargs`` checks names and says which ones a method takes);
-- it runs as ``run(data..., options, progress=None, cancel=None) -> Result``;
+- it runs as ``run(data..., options, progress=None, cancel=None) -> Result``, with the hooks of
+  :mod:`mrideblur.hooks`;
 - ``progress(step, total, message)`` is called as it goes (:data:`ProgressFn`);
 - ``cancel()`` is polled; when it returns True the estimator raises :class:`Cancelled` inside
   its loop, catches it at the top, and returns its current estimate with
@@ -21,31 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from ..hooks import CancelFn, Cancelled, ProgressFn, check_cancel
+
 __all__ = ["CancelFn", "Cancelled", "Options", "ProgressFn", "Result", "check_cancel", "progress_slice"]
-
-#: ``progress(step, total, message)``: ``step`` of ``total`` units of work done.
-ProgressFn = Callable[[int, int, str], None]
-#: ``cancel() -> bool``: True asks the estimator to stop and return its current estimate.
-CancelFn = Callable[[], bool]
-
-
-class Cancelled(Exception):
-    """Raised inside an estimator's loop when its ``cancel()`` returned True.
-
-    Estimators catch it themselves and return their current estimate with
-    ``report["cancelled"] = True``; users never see it unless they call a loop directly.
-    """
-
-
-def check_cancel(cancel: CancelFn | None) -> None:
-    """Raise :class:`Cancelled` when ``cancel`` is given and returns True."""
-    if cancel is not None and cancel():
-        raise Cancelled
-
 
 def progress_slice(progress: ProgressFn | None, start: int, total: int, prefix: str = "") -> ProgressFn | None:
     """A progress callback for one stage that reports into the whole run's ``total``.

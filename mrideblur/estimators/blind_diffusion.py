@@ -98,16 +98,8 @@ from .blind_common import BlindOptions, final_image, prepare
 from .blind_vb import VBOptions
 from .blind_vb import run as vb_run
 
-__all__ = [
-    "INIT_KERNELS",
-    "KERNEL_IMAGES",
-    "MaskedConvolution",
-    "BlindDiffusionOptions",
-    "blind_deconvolve_diffusion",
-    "run",
-    "fit_kernel",
-    "project_simplex",
-]
+__all__ = ["INIT_KERNELS", "KERNEL_IMAGES", "BlindDiffusionOptions", "MaskedConvolution", "blind_deconvolve_diffusion",
+           "fit_kernel", "project_simplex", "run"]
 
 #: Named starting kernels (an ``(m, m)`` array is accepted too).
 INIT_KERNELS = ("delta", "gaussian", "vb")

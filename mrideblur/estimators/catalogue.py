@@ -49,7 +49,8 @@ PROBLEMS: dict[str, str] = {
     "blind-deconvolve": "run(blurred (ny, nx) float, kernel_size, options, progress, cancel) -> Result",
     "kspace": "run(kspace (coils, ky, kx) or (coils, kz, ky, kx), shot_index, sens or None, options, "
               "progress, cancel) -> Result",
-    "magnitude": "run(image (ny, nx), shot_index (ny,), options, progress, cancel) -> Result",
+    "magnitude": "run(image (ny, nx), shot_index (ny,), motion (nshot, 3) or None, options, progress, cancel) "
+                 "-> Result",
 }
 
 

@@ -36,11 +36,9 @@ from scipy import ndimage
 
 from ..physics.coils import PolynomialCoilModel, normalize_sens
 from ..physics.multishot_torch import MultiShotSenseTorch
-from ..physics.shots import count_shots
-from .aligned_sense import AlignedSenseOptions, estimate_motion, fit_coil_coeffs
+from .aligned_sense import AlignedSenseOptions, fit_coil_coeffs, start
 from .base import CancelFn, Cancelled, ProgressFn, Result, one_of, positive_int
-from .mri_common import initial_sens, mri_report
-from .sense import sense_recon
+from .mri_common import mri_report
 
 __all__ = ["MotionSensePhysics", "JSMoCoOptions", "estimate_noise_sigma", "jsmoco", "run"]
 
@@ -332,18 +330,8 @@ def run(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray | None, opt
     prior = load_prior(options.prior, options.device)
     t0 = time.perf_counter()
     known = sens is not None
-    sens = initial_sens(kspace, sens, options)
-    seconds = {"coils": time.perf_counter() - t0}
-    history: dict = {}
-    cancelled = False
-    motion = np.zeros((count_shots(shot_index), 3))
-    if options.init == "aligned-sense":
-        _, motion, sens, history, sec, cancelled = estimate_motion(kspace, shot_index, sens, options, not known,
-                                                                   progress, cancel)
-        seconds.update(sec)
-    t = time.perf_counter()
-    image = sense_recon(kspace, shot_index, sens, motion, max_iter=30)
-    seconds["sense"] = time.perf_counter() - t
+    image, motion, sens, history, seconds, cancelled = start(kspace, shot_index, sens, options, progress, cancel,
+                                                             estimate=options.init == "aligned-sense")
     uncertainty = None
     noise_sigma = None
     if not cancelled:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
+from .arrays import real_array
 from .kernels import validate_kernel
 
 __all__ = ["blur", "check_image", "psf2otf", "edgetaper", "BOUNDARIES"]
@@ -18,17 +19,9 @@ BOUNDARIES = ("symmetric", "periodic", "valid")
 
 def check_image(image: np.ndarray, name: str = "image") -> np.ndarray:
     """Return ``image`` as a finite 2D ``float64`` array or raise a ``ValueError`` naming it."""
-    try:
-        x = np.asarray(image, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: expected a 2D array of real numbers ({exc})") from None
-    if x.ndim != 2:
-        raise ValueError(f"{name}: expected a 2D image (ny, nx), got {x.ndim} dimension(s) {x.shape}")
+    x = real_array(image, name, 2, "image (ny, nx)")
     if min(x.shape) < 3:
         raise ValueError(f"{name}: image {x.shape} is too small (need at least 3x3)")
-    if not np.all(np.isfinite(x)):
-        bad = int(np.count_nonzero(~np.isfinite(x)))
-        raise ValueError(f"{name}: contains {bad} NaN or infinite pixel(s)")
     return x
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import real_array
+
 __all__ = [
     "validate_kernel",
     "gaussian_kernel",
@@ -41,16 +43,9 @@ def validate_kernel(kernel: np.ndarray, name: str = "kernel", normalize: bool = 
     ValueError
         Not 2D, an even size, NaN/infinite entries, negative entries, or all zeros.
     """
-    try:
-        k = np.array(kernel, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: expected a 2D array of real numbers ({exc})") from None
-    if k.ndim != 2:
-        raise ValueError(f"{name}: expected a 2D kernel (ky, kx), got {k.ndim} dimension(s) {k.shape}")
+    k = real_array(kernel, name, 2, "kernel (ky, kx)", copy=True)
     if k.shape[0] % 2 == 0 or k.shape[1] % 2 == 0:
         raise ValueError(f"{name}: expected odd kernel sizes so the centre is a pixel, got {k.shape}")
-    if not np.all(np.isfinite(k)):
-        raise ValueError(f"{name}: contains NaN or infinite entries")
     if np.any(k < 0):
         raise ValueError(f"{name}: expected non-negative entries, minimum is {k.min():.3g}")
     s = k.sum()
