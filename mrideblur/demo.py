@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import __version__
+from .estimators.base import ProgressFn
 from .io import write_array, write_image, write_json
 
 __all__ = ["run_demo", "demo_image", "aligned_psnr", "MAX_SHIFT", "NOISE_SIGMA"]
@@ -57,8 +57,6 @@ BLIND_SEED = 0
 #: (image size, kernel size) in pixels for the full and the quick demo.
 FULL_SETUP = (256, 15)
 QUICK_SETUP = (96, 9)
-
-ProgressFn = Callable[[int, int, str], None]
 
 
 def demo_image(size: int = 256) -> np.ndarray:
@@ -269,24 +267,18 @@ def run_mri_demo(out_dir: str | os.PathLike[str], quick: bool = False,
     """
     from .io.anatomy import mni_slice
     from .io.results import write_correction_outputs
-    from .metrics import psnr
-    from .mri.correct import correct
-    from .mri.simulate import simulate
+    from .mri import correct, simulate
     from .plots import correction_figure
+    from .shell import correction_scores
 
     size, ncoil, nshot, iters = (64, 4, 8, 30) if quick else (128, 8, 16, 100)
     case = simulate(mni_slice("axial", 0.55, size), ncoil=ncoil, nshot=nshot, ordering="interleaved",
                     motion="random", noise=0.01, seed=7)
     truth, tm = case.truth["image"], case.truth["motion"]
     res = correct(case.kspace, case.shot_index, "aligned-sense", coils="joint", max_iter=iters, progress=progress)
-    uncorrected = correct(case.kspace, case.shot_index, "none", sens=res.sens).image
     report = dict(res.report)
-    report["psnr_db"] = {"uncorrected": psnr(uncorrected, truth, fit_scale=True),
-                         "corrected": psnr(res.image, truth, fit_scale=True)}
-    err = res.motion - tm
-    report["motion_rmse"] = {"rotation_deg": float(np.sqrt(np.mean(err[:, 0] ** 2))),
-                             "translation_px": float(np.sqrt(np.mean(err[:, 1:] ** 2)))}
-    fig = correction_figure(uncorrected, res.image, res.motion, report["residual_per_shot"], truth_image=truth,
+    report.update(correction_scores(res, truth, tm))
+    fig = correction_figure(res.uncorrected, res.image, res.motion, report["residual_per_shot"], truth_image=truth,
                             truth_motion=tm, title=f"MNI152 slice, {nshot} shots, {ncoil} coils: aligned-SENSE "
                             f"{report['psnr_db']['uncorrected']:.1f} -> {report['psnr_db']['corrected']:.1f} dB")
     written = write_correction_outputs(out_dir, res.image, res.motion, res.sens, report, figure=fig)

@@ -21,7 +21,7 @@ from mrideblur.cli import main
 from mrideblur.io import write_nifti
 from mrideblur.io.anatomy import mni_slice
 from mrideblur.io.case import write_case
-from mrideblur.mri.simulate import simulate
+from mrideblur.physics.simulate import simulate
 
 N = 48
 REPO = Path(__file__).resolve().parents[1]
@@ -230,10 +230,10 @@ def test_nifti_with_a_known_motion_table_is_corrected_under_the_magnitude_model(
     a table missing a shot fails with the file and the slice named."""
     from mrideblur.io.results import read_motion_csv, write_motion_csv
     from mrideblur.metrics import psnr
-    from mrideblur.mri.align import reference_shot
-    from mrideblur.mri.shots import make_shot_index
-    from mrideblur.mri.simulate import motion_track
-    from mrideblur.mri.simulate_simple import corrupt_image, move_ndimage
+    from mrideblur.estimators.aligned_sense import reference_shot
+    from mrideblur.physics.shots import make_shot_index
+    from mrideblur.physics.simulate import motion_track
+    from mrideblur.physics.simulate_simple import corrupt_image, move_ndimage
 
     si = make_shot_index(N, 8, "sequential")
     ref = reference_shot(si)
@@ -260,3 +260,26 @@ def test_nifti_with_a_known_motion_table_is_corrected_under_the_magnitude_model(
     argv[argv.index(str(tmp_path / "motion.csv"))] = str(bad)
     argv[argv.index(str(tmp_path / "o"))] = str(tmp_path / "o2")
     assert main(argv) == 2
+
+
+def test_summary_row_warns_when_the_data_fit_did_not_improve(tmp_path):
+    from mrideblur.batch import Study
+    from mrideblur.batch.assemble import summary_row
+
+    good = {"uncorrected": 0.05, "corrected": 0.02, "improved": True}
+    bad = {"uncorrected": 0.0412, "corrected": 0.0437, "improved": False}
+    report = {"slice_indices": [3, 4], "data_fit": {"improved": False, "slices_not_improved": [4]}, "seconds": 2.0,
+              "slice_reports": [{"data_fit": good}, {"data_fit": bad}]}
+    row = summary_row(Study(id="s", input=tmp_path / "s.h5", ntasks=2), "done", report, tmp_path)
+    assert "did not improve the data fit" in row["warning"] and "slice 4" in row["warning"]
+    assert "0.0412" in row["warning"] and "0.0437" in row["warning"] and "slice 3" not in row["warning"]
+    report["slice_reports"][1]["data_fit"] = good
+    report["data_fit"] = {"improved": True, "slices_not_improved": []}
+    assert summary_row(Study(id="s", input=tmp_path / "s.h5", ntasks=2), "done", report, tmp_path)["warning"] == ""
+
+
+def test_coil_choices_are_the_estimators():
+    from mrideblur.batch import COILS
+    from mrideblur.estimators.aligned_sense import COIL_OPTIONS
+
+    assert set(COILS) == set(COIL_OPTIONS)

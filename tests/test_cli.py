@@ -300,10 +300,10 @@ def test_demo_alignment_finds_the_shift():
 
 
 def test_method_lists_match_the_library():
-    from mrideblur.deblur import blind, nonblind
+    from mrideblur.deblur import BLIND_METHODS, METHODS
 
-    assert set(cli.BLIND_METHODS) == set(blind.BLIND_METHODS)
-    assert set(cli.NONBLIND_METHODS) == set(nonblind.METHODS)
+    assert set(cli.BLIND_METHODS) == set(BLIND_METHODS)
+    assert set(cli.NONBLIND_METHODS) == set(METHODS)
 
 
 def test_out_is_a_file(tmp_path, case, capsys):
@@ -393,3 +393,27 @@ def test_correct_rejects_nifti_and_missing_files(tmp_path, capsys):
     assert "k-space" in capsys.readouterr().err
     assert main(["correct", str(tmp_path / "none.h5"), "--out", str(tmp_path / "o")]) == 2
     assert "none.h5" in capsys.readouterr().err
+
+
+def test_correct_says_when_the_data_fit_did_not_improve(tmp_path, monkeypatch, capsys):
+    """One line on stderr, with both misfits, when report["data_fit"]["improved"] is False."""
+    import mrideblur.mri
+    from mrideblur.mri import Result
+
+    case = tmp_path / "case.h5"
+    assert main(["simulate", "--builtin", "shepp", "--size", "32", "--shots", "4", "--coils", "2", "--acs", "8",
+                 "--out", str(case)]) == 0
+
+    def fake_correct(kspace, shot_index, method="aligned-sense", sens=None, **kw):
+        image = np.ones(kspace.shape[-2:], np.complex64)
+        fit = {"uncorrected": 0.0412, "corrected": 0.0437, "improved": False}
+        return Result(image=image, motion=np.zeros((4, 3)), sens=np.ones(kspace.shape, np.complex64),
+                      uncorrected=image, report={"residual_per_shot": [0.1] * 4, "data_fit": fit})
+
+    monkeypatch.setattr(mrideblur.mri, "correct", fake_correct)
+    capsys.readouterr()
+    assert main(["correct", str(case), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did not improve the data fit" in err[0]
+    assert "0.0412" in err[0] and "0.0437" in err[0]
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["data_fit"]["improved"] is False

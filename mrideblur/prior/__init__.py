@@ -13,7 +13,7 @@ Pieces, each in its own module:
   ``A_adjoint``) and small generic operators (masked Fourier sampling, convolution);
 - :mod:`~mrideblur.prior.data` -- training slices, augmentation (random smooth phase), the
   held-out split; :mod:`~mrideblur.prior.train` -- denoising score matching with EMA,
-  checkpoints and exact resume; :mod:`~mrideblur.prior.cli` -- ``mrideblur train-prior``.
+  checkpoints and exact resume; :mod:`mrideblur.cli.train_prior` -- ``mrideblur train-prior`` (a shell).
 
 Complex images are handled as two real channels (real, imaginary); the training slices carry a
 random smooth phase and a random global phase, so the prior does not assume real images (see

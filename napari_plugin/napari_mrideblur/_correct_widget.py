@@ -1,18 +1,19 @@
-"""The motion-correction dock widget: :func:`mrideblur.mri.correct.correct` from the viewer.
+"""The motion-correction dock widget: :func:`mrideblur.mri.correct` from the viewer.
 
 Input: an image layer that carries a case (opened by this plugin's reader or the sample), or a
-file (case ``.h5``, fastMRI, ISMRMRD). Options: method (whatever
-:data:`mrideblur.mri.correct.METHODS` lists when the widget is made), coil maps, iterations,
+file (case ``.h5``, fastMRI, ISMRMRD). Options: method (whatever the catalogue's
+:data:`mrideblur.mri.METHODS` lists when the widget is made), coil maps, iterations,
 torch device, seed. The run happens on a napari ``thread_worker`` with napari's progress bar;
 Cancel makes the estimator stop at its next poll and the estimate so far is shown. A stack of
 slices is corrected slice by slice (``correct`` does it), the progress bar covering the whole.
 
 Results, as layers named after the input: ``corrected (<method>)``; ``uncorrected`` (SENSE
-with the same coil maps and no motion, the reference the PSNR and the difference compare
-against); ``uncertainty`` (own colormap, when the method returns one); ``coil maps`` (a stack
+with the same coil maps and no motion, ``Result.uncorrected``: the reference the PSNR and the
+difference compare against); ``uncertainty`` (own colormap, when the method returns one); ``coil maps`` (a stack
 over coils); ``difference`` (corrected minus uncorrected, the uncorrected scaled onto the
 corrected by least squares); plus the motion plot (rotation and translations against shot)
-and PSNR against the truth when the case has one.
+and PSNR against the truth when the case has one (:func:`mrideblur.shell.correction_scores`);
+a line when the correction did not lower the data misfit (``report["data_fit"]``).
 """
 
 from __future__ import annotations
@@ -70,9 +71,9 @@ class CorrectionOutcome:
     name : str
         Base name of the layers (the input layer's name, or the file's stem).
     case : mrideblur.io.case.Case
-    result : mrideblur.mri.correct.Result
+    result : mrideblur.mri.Result
     uncorrected : complex ndarray
-        SENSE image without motion correction, same coil maps as ``result``.
+        SENSE image without motion correction, same coil maps as ``result`` (``result.uncorrected``).
     psnr_db : dict or None
         ``{"uncorrected": dB, "corrected": dB}`` against ``case.truth["image"]`` (project
         convention: magnitudes, least-squares scale inside the object).
@@ -112,8 +113,8 @@ def run_correction(case: Any, path: str | None, name: str, parameters: dict[str,
     -------
     CorrectionOutcome
     """
-    from mrideblur.metrics import psnr
-    from mrideblur.mri.correct import correct
+    from mrideblur.mri import correct
+    from mrideblur.shell import correction_scores, method_settings, quiet_data_fit_warning
 
     t0 = time.perf_counter()
     from_file = case is None
@@ -127,19 +128,13 @@ def run_correction(case: Any, path: str | None, name: str, parameters: dict[str,
             raise ValueError(f"{p}: a NIfTI image carries no k-space; motion correction needs a case .h5, "
                              "fastMRI or ISMRMRD file")
         case = load_case(p)
-    stack = case.kind == "stack"
-    result = correct(case.kspace, case.shot_index, sens=case.sens, progress=progress, cancel=cancel, stack=stack,
-                     **parameters)
-    if parameters["method"] == "none":
-        uncorrected = result.image
-    else:
-        uncorrected = correct(case.kspace, case.shot_index, method="none", sens=result.sens, stack=stack).image
-    truth = case.truth.get("image")
-    scores = None
-    if truth is not None and truth.shape == result.image.shape:
-        scores = {"uncorrected": psnr(uncorrected, truth, fit_scale=True),
-                  "corrected": psnr(result.image, truth, fit_scale=True)}
-    return CorrectionOutcome(name=name, case=case, result=result, uncorrected=uncorrected, psnr_db=scores,
+    method = parameters["method"]
+    settings = method_settings("kspace", method, **{k: v for k, v in parameters.items() if k != "method"})
+    with quiet_data_fit_warning():  # the widget says it in its own words
+        result = correct(case.kspace, case.shot_index, method=method, sens=case.sens, progress=progress,
+                         cancel=cancel, stack=case.kind == "stack", **settings)
+    scores = correction_scores(result, case.truth.get("image")).get("psnr_db")
+    return CorrectionOutcome(name=name, case=case, result=result, uncorrected=result.uncorrected, psnr_db=scores,
                              seconds=time.perf_counter() - t0, from_file=from_file, parameters=dict(parameters))
 
 
@@ -211,7 +206,8 @@ class CorrectionWidget(TaskControls, QWidget):
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__()
-        from mrideblur.mri import correct as correct_module
+        from mrideblur.estimators.aligned_sense import COIL_OPTIONS
+        from mrideblur.mri import METHODS
 
         self.viewer = napari_viewer
         self.outcome: CorrectionOutcome | None = None
@@ -232,12 +228,12 @@ class CorrectionWidget(TaskControls, QWidget):
         file_box.setLayout(file_row)
 
         self.method = QComboBox()
-        self.method.addItems(list(correct_module.METHODS))  # read now: methods are added over time
-        if "aligned-sense" in correct_module.METHODS:
+        self.method.addItems(list(METHODS))  # the catalogue's, read now: methods are added over time
+        if "aligned-sense" in METHODS:
             self.method.setCurrentText("aligned-sense")
         self.coils = QComboBox()
-        self.coils.addItems(list(correct_module.COIL_OPTIONS))
-        self.coils.setCurrentText("joint" if "joint" in correct_module.COIL_OPTIONS else correct_module.COIL_OPTIONS[0])
+        self.coils.addItems(list(COIL_OPTIONS))
+        self.coils.setCurrentText("joint" if "joint" in COIL_OPTIONS else COIL_OPTIONS[0])
         self.coils.setToolTip("coil maps: ESPIRiT on the corrupted data, or re-estimated jointly with the motion "
                               "(known maps stored in a case file are always used)")
         self.iterations = QSpinBox()
@@ -312,7 +308,8 @@ class CorrectionWidget(TaskControls, QWidget):
             self.input.setCurrentText(FILE_ITEM)
 
     def parameters(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`mrideblur.mri.correct.correct` from the controls."""
+        """Keyword arguments for :func:`mrideblur.mri.correct` from the controls (those a method
+        does not take are left out when it runs)."""
         return {"method": self.method.currentText(), "coils": self.coils.currentText(),
                 "max_iter": int(self.iterations.value()), "device": self.device.currentText().strip() or "cpu",
                 "seed": int(self.seed.value())}
@@ -341,6 +338,8 @@ class CorrectionWidget(TaskControls, QWidget):
     def _done(self, outcome: CorrectionOutcome) -> None:
         from napari.layers import Layer
 
+        from mrideblur.shell import data_fit_warning
+
         self._finish()
         self.outcome = outcome
         new: list[LayerData] = []
@@ -353,12 +352,14 @@ class CorrectionWidget(TaskControls, QWidget):
             self.viewer.add_layer(Layer.create(data, kwargs, kind))
         state = "cancelled — showing the estimate so far" if outcome.cancelled else "done"
         self.status.setText(f"{outcome.parameters['method']}: {state} in {outcome.seconds:.1f} s")
+        lines = []
         if outcome.psnr_db:
             p = outcome.psnr_db
-            self.psnr_label.setText(f"PSNR vs truth: uncorrected {p['uncorrected']:.2f} dB, "
-                                    f"corrected {p['corrected']:.2f} dB")
-        else:
-            self.psnr_label.setText("")
+            lines.append(f"PSNR vs truth: uncorrected {p['uncorrected']:.2f} dB, corrected {p['corrected']:.2f} dB")
+        warning = data_fit_warning(outcome.result.report)
+        if warning:
+            lines.append(f"warning: {warning}")
+        self.psnr_label.setText("\n".join(lines))
         self._plot_motion()
         if self.side_by_side.isChecked():
             self.show_side_by_side()

@@ -83,14 +83,13 @@ class DeblurOutcome:
 def run_deblur(plane: np.ndarray, name: str, index: tuple[int, ...], method: str, kernel: np.ndarray | None,
                kernel_size: int, n_iter: int, n_starts: int, seed: int, progress, cancel) -> DeblurOutcome:
     """The worker-thread part (no Qt): deblur one plane with :mod:`mrideblur.deblur`."""
-    from mrideblur.deblur import blind_deconvolve, deconvolve
-    from mrideblur.deblur.blind import BLIND_METHODS
+    from mrideblur.deblur import BLIND_METHODS, blind_deconvolve, deconvolve
 
     t0 = time.perf_counter()
     peak = float(np.max(np.abs(plane))) or 1.0
     y = plane / peak
     if method in BLIND_METHODS and kernel is None:  # "diffusion" is both: blind only without a kernel
-        iters = {} if method == "diffusion" else {"n_iter": n_iter, "n_starts": n_starts}
+        iters = {} if method == "diffusion" else {"n_iter": n_iter, "n_starts": n_starts}  # diffusion: its own
         res = blind_deconvolve(y, kernel_size, method=method, seed=seed, progress=progress, cancel=cancel, **iters)
         image, k, history, blind = res.image, res.kernel, res.history, True
     else:
@@ -121,8 +120,8 @@ class DeblurWidget(TaskControls, QWidget):
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__()
+        from mrideblur.deblur import BLIND_METHODS
         from mrideblur.deblur import METHODS as NONBLIND
-        from mrideblur.deblur.blind import BLIND_METHODS
 
         self.viewer = napari_viewer
         self.outcome: DeblurOutcome | None = None
@@ -130,7 +129,8 @@ class DeblurWidget(TaskControls, QWidget):
 
         self.image = QComboBox()
         self.method = QComboBox()
-        self.method.addItems([f"blind {m}" for m in BLIND_METHODS] + list(NONBLIND))
+        self.method.addItems([f"blind {m}" for m in BLIND_METHODS] + list(NONBLIND))  # the catalogue's
+        self.method.setCurrentText("blind vb")
         self.method.currentTextChanged.connect(self._method_changed)
         self.kernel_size = QSpinBox()
         self.kernel_size.setRange(3, 101)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from mrideblur.io.case import Case
-from mrideblur.mri.fourier import ifft
+from mrideblur.physics.fourier import ifft
 
 __all__ = [
     "CASE_KEY",

@@ -2,7 +2,7 @@
 
 Small on purpose (64 x 64, 4 coils, 8 interleaved shots, random motion up to 2 degrees /
 2 pixels, 1% noise) so that the correction widget corrects it in seconds to a minute on a
-laptop CPU. The simulation is :func:`mrideblur.mri.simulate` (motion on a 2x finer grid, no
+laptop CPU. The simulation is :func:`mrideblur.physics.simulate` (motion on a 2x finer grid, no
 inverse crime), exactly what ``mrideblur simulate --builtin mni --size 64 --coils 4 --shots 8
 --max-rot 2 --max-trans 2`` writes.
 """
@@ -17,7 +17,7 @@ from ._layers import LayerData, case_layers
 
 __all__ = ["SAMPLE_PARAMETERS", "make_sample", "sample_case"]
 
-#: Parameters of the sample scan (:func:`mrideblur.mri.simulate` keywords plus the image size).
+#: Parameters of the sample scan (:func:`mrideblur.physics.simulate` keywords plus the image size).
 SAMPLE_PARAMETERS = {
     "size": 64,
     "ncoil": 4,

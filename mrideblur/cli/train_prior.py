@@ -18,21 +18,13 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["add_parser", "cmd_train_prior"]
+from ..shell import add_command, positive_int
 
+__all__ = ["add_parser", "cmd_train_prior"]
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add the ``train-prior`` subcommand to ``mrideblur``'s subparsers."""
-    p = sub.add_parser(
-        "train-prior",
-        help="train the diffusion prior (score network) on MRI slices",
-        description=(
-            "Denoising score matching for the complex-image diffusion prior: a small fully "
-            "convolutional UNet trained on random crops of augmented slices (random smooth and "
-            "global phase), EMA weights, a checkpoint every --checkpoint-every steps; --resume "
-            "continues an interrupted run exactly."
-        ),
-    )
+    p = add_command(sub, "train-prior", cmd_train_prior, "train the diffusion prior (score network) on MRI slices")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", metavar="PATH",
                      help="slices from data_scripts/make_slices.py (.npz file or folder)")
@@ -56,25 +48,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--export", type=Path, default=None, metavar="WEIGHTS",
                    help="also write the EMA weights (float16, network only) here at every checkpoint")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads for torch (default: torch's choice; 1 is fastest on a busy machine)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_train_prior)
 
 
 def cmd_train_prior(args: argparse.Namespace) -> int:
-    """Run ``mrideblur train-prior``."""
+    """Denoising score matching for the complex-image diffusion prior: a small fully convolutional
+    UNet trained on random crops of augmented slices (random smooth and global phase), EMA weights,
+    a checkpoint every --checkpoint-every steps; --resume continues an interrupted run exactly."""
     import shlex
 
-    from .train import TrainConfig, checkpoint_path, export_weights, load_checkpoint, train
-    from .unet import UNetConfig
+    from ..prior.train import TrainConfig, checkpoint_path, export_weights, load_checkpoint, train
+    from ..prior.unet import UNetConfig
+    from ..threads import set_threads
 
     if args.threads is not None:
-        import torch
-
-        if args.threads < 1:
-            raise ValueError(f"--threads: expected >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     if args.steps < 0:
         raise ValueError(f"--steps: expected >= 0, got {args.steps}")
     if args.data is not None and not Path(args.data).exists():

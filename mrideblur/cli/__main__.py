@@ -1,0 +1,7 @@
+"""``python -m mrideblur.cli``: the ``mrideblur`` command."""
+
+import sys
+
+from .app import main
+
+sys.exit(main())

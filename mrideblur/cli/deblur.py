@@ -1,0 +1,281 @@
+"""``mrideblur deblur``: read an image or a NIfTI volume, deblur it slice by slice with
+:func:`mrideblur.deblur.blind_deconvolve` or :func:`mrideblur.deblur.deconvolve`, write the
+deblurred data, the kernels and ``report.json``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..estimators.catalogue import find, methods
+from ..io import (
+    IMAGE_SUFFIXES,
+    NIFTI_SUFFIXES,
+    is_nifti,
+    read_image,
+    read_nifti,
+    write_array,
+    write_image,
+    write_json,
+    write_nifti,
+)
+from ..shell import ProgressBar, add_command, check_out_dir, key_value, odd_int, summarize_history
+
+__all__ = ["BLIND_METHODS", "DEFAULT_KERNEL_SIZE", "NONBLIND_METHODS", "add_parser", "cmd_deblur", "is_blind"]
+
+#: Methods that estimate the kernel (:func:`mrideblur.deblur.blind_deconvolve`), from the
+#: catalogue. A method in both lists (``diffusion``) is blind without --kernel (:func:`is_blind`).
+BLIND_METHODS = methods("blind-deconvolve")
+#: Methods that need the kernel (:func:`mrideblur.deblur.deconvolve`), from the catalogue.
+NONBLIND_METHODS = methods("deconvolve")
+DEFAULT_KERNEL_SIZE = 25
+#: Keyword arguments the command sets itself (not through ``--param``).
+RESERVED = {"blurred", "kernel", "kernel_size", "method", "seed", "progress", "cancel", "patch", "boundary"}
+
+DESCRIPTION = (
+    "Deblur a 2D image (PNG, TIFF, JPEG, .npy) or each 2D slice of a NIfTI volume. "
+    f"Blind methods ({', '.join(BLIND_METHODS)}) estimate the blur kernel; non-blind "
+    f"methods ({', '.join(NONBLIND_METHODS)}) need it as --kernel (diffusion is blind "
+    "without --kernel, non-blind with it). Writes deblurred.png "
+    "+ deblurred.npy (or deblurred.nii.gz), kernel.png + kernel.npy and report.json to "
+    "--out. Intensities are divided by the input's largest magnitude before deblurring "
+    "and multiplied back afterwards."
+)
+
+
+def is_blind(method: str, kernel_given: bool) -> bool:
+    """Whether ``method`` estimates the kernel: a method in both lists does unless given one."""
+    return method in BLIND_METHODS and not (method in NONBLIND_METHODS and kernel_given)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``mrideblur deblur``."""
+    p = add_command(sub, "deblur", cmd_deblur, "deblur an image or every slice of a NIfTI volume", DESCRIPTION)
+    p.add_argument("input", type=Path, help=f"input file ({', '.join(IMAGE_SUFFIXES + NIFTI_SUFFIXES)})")
+    p.add_argument("--out", type=Path, required=True, metavar="OUT_DIR", help="output directory (created)")
+    p.add_argument("--method", choices=tuple(dict.fromkeys(BLIND_METHODS + NONBLIND_METHODS)), default="vb",
+                   help="deblurring method (default: vb)")
+    p.add_argument("--kernel-size", type=odd_int, default=None, metavar="N",
+                   help=f"odd size of the estimated kernel in pixels for blind methods (default {DEFAULT_KERNEL_SIZE})")
+    p.add_argument("--kernel", type=Path, default=None, metavar="K.npy|K.png",
+                   help="the known blur kernel, required by non-blind methods (normalised to sum 1)")
+    p.add_argument("--patch", type=int, nargs=4, default=None, metavar=("Y0", "X0", "H", "W"),
+                   help="blind methods: estimate the kernel on this rectangle (pixels) of each slice "
+                        "(default: the library picks the window with the most edges)")
+    p.add_argument("--boundary", choices=("taper", "periodic", "valid"), default=None,
+                   help="how the image continues beyond its border in the (final) non-blind deconvolution "
+                        "(library default: taper); valid returns an image larger by the kernel size minus one")
+    p.add_argument("--axis", type=int, default=2,
+                   help="NIfTI input: the slice axis; each slice across it is deblurred on its own (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the blind methods (default 0)")
+    p.add_argument("--param", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="extra keyword argument of the method, e.g. --param n_iter=50 (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+# --------------------------------------------------------------------------------------------
+# reading and checking
+
+
+def load_slices(path: Path, axis: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read the input as a stack of 2D slices ``(n, ny, nx)`` plus what is needed to write back."""
+    if is_nifti(path):
+        data, affine, header = read_nifti(path)
+        while data.ndim > 3 and data.shape[-1] == 1:  # a 4D file holding one volume
+            data = data[..., 0]
+        if data.ndim == 2:
+            stack, axis_used = data[None], None
+        elif data.ndim == 3:
+            if not -3 <= axis < 3:
+                raise ValueError(f"--axis: expected 0, 1 or 2 for the 3D volume {path}, got {axis}")
+            axis_used = axis % 3
+            stack = np.moveaxis(data, axis_used, 0)
+        else:
+            raise ValueError(f"{path}: expected a 2D or 3D volume, got shape {data.shape}")
+        meta = {"kind": "nifti", "shape": data.shape, "axis": axis_used, "affine": affine, "header": header}
+        return np.ascontiguousarray(stack), meta
+    image = read_image(path)
+    return image[None], {"kind": "image", "shape": image.shape, "raster": path.suffix.lower() != ".npy"}
+
+
+def load_kernel(path: Path) -> np.ndarray:
+    """A kernel file (``.npy`` or an image), checked and normalised to sum 1."""
+    from ..deblur import validate_kernel
+
+    return validate_kernel(read_image(path), name=str(path))
+
+
+def deblur_options(args: argparse.Namespace, blind: bool) -> dict[str, Any]:
+    """Check the deblur options against each other and against the method's own options
+    (the catalogue's options dataclass); return the keyword arguments to pass on."""
+    if blind and args.kernel is not None:
+        raise ValueError(f"--kernel: method {args.method!r} estimates the kernel; give --kernel only to "
+                         f"the non-blind methods ({', '.join(NONBLIND_METHODS)})")
+    if not blind and args.kernel is None:
+        raise ValueError(f"--method {args.method} needs the blur kernel: add --kernel K.npy or K.png "
+                         f"(or use a blind method: {', '.join(BLIND_METHODS)})")
+    if not blind and args.patch is not None:
+        raise ValueError("--patch: only the blind methods estimate a kernel on a patch")
+    options: dict[str, Any] = {}  # given on the command line; the library's defaults otherwise
+    if args.patch is not None:
+        options["patch"] = tuple(args.patch)
+    if args.boundary is not None:
+        options["boundary"] = args.boundary
+    for key, value in args.param:
+        if key in RESERVED:
+            raise ValueError(f"--param {key}: set by the command itself (use its own option if it has one)")
+        options[key] = value
+    # An option the method does not take, or a bad value, fails here, before any work.
+    find("blind-deconvolve" if blind else "deconvolve", args.method).make_options(**options)
+    return options
+
+
+# --------------------------------------------------------------------------------------------
+# running
+
+
+def deblur_stack(stack: np.ndarray, method: str, known_kernel: np.ndarray | None, kernel_size: int, seed: int,
+                 options: dict[str, Any], bar: ProgressBar, name: str = "input",
+                 ) -> tuple[list[np.ndarray], list[np.ndarray], list[dict[str, Any]]]:
+    """Deblur each slice of ``stack`` ``(n, ny, nx)`` on its own.
+
+    Returns the deblurred slices, one kernel per slice and one report entry per slice
+    (``index``, ``seconds``, ``history`` summary, ``skipped`` for constant slices).  A
+    ``ValueError`` of the library is raised again with ``name`` and, for stacks, the slice.
+    """
+    from ..deblur import blind_deconvolve, deconvolve
+
+    blind = is_blind(method, known_kernel is not None)
+    n = stack.shape[0]
+    results, kernels, slices = [], [], []
+    for i, blurred in enumerate(stack):
+        if n > 1:
+            bar.set_description(f"{method} slice {i + 1}/{n}")
+        ts = time.perf_counter()
+        entry: dict[str, Any] = {"index": i}
+        history: Mapping[str, Any] | None = None
+        if np.ptp(blurred) == 0:  # nothing to deblur (background slices at a volume's ends)
+            image = blurred.copy()
+            kernel = known_kernel if known_kernel is not None else _delta(kernel_size)
+            entry["skipped"] = "constant slice"
+        else:
+            try:
+                if blind:
+                    res = blind_deconvolve(blurred, kernel_size, method=method, seed=seed, progress=bar, **options)
+                    image, kernel, history = np.asarray(res.image), np.asarray(res.kernel), res.history
+                else:
+                    image, kernel = np.asarray(deconvolve(blurred, known_kernel, method=method, **options)), known_kernel
+            except ValueError as exc:
+                where = f"{name}, slice {i} of {n}" if n > 1 else name
+                raise ValueError(f"{where}: {exc}") from None
+        if not blind:  # the blind methods feed the bar themselves, one run per slice
+            bar(i + 1, n)
+        entry["seconds"] = time.perf_counter() - ts
+        entry["history"] = summarize_history(history)
+        results.append(image)
+        kernels.append(kernel)
+        slices.append(entry)
+    return results, kernels, slices
+
+
+def _delta(size: int) -> np.ndarray:
+    k = np.zeros((size, size))
+    k[size // 2, size // 2] = 1.0
+    return k
+
+
+def center_crop(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Central ``shape`` part of ``image`` (an estimate extended past the field of view)."""
+    if image.shape == tuple(shape):
+        return image
+    if image.shape[0] < shape[0] or image.shape[1] < shape[1]:
+        raise RuntimeError(f"the method returned an image {image.shape} smaller than its input {tuple(shape)}")
+    y0 = (image.shape[0] - shape[0]) // 2
+    x0 = (image.shape[1] - shape[1]) // 2
+    return image[y0 : y0 + shape[0], x0 : x0 + shape[1]]
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+
+def kernel_montage(kernels: np.ndarray) -> np.ndarray:
+    """Tile ``(n, ky, kx)`` kernels on a near-square grid, each scaled to its own maximum."""
+    n, ky, kx = kernels.shape
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    tile = np.zeros((rows * (ky + 1) - 1, cols * (kx + 1) - 1))
+    for i, k in enumerate(kernels):
+        r, c = divmod(i, cols)
+        peak = k.max()
+        tile[r * (ky + 1) : r * (ky + 1) + ky, c * (kx + 1) : c * (kx + 1) + kx] = k / peak if peak > 0 else k
+    return tile
+
+
+def write_deblur_outputs(out_dir: Path, results: list[np.ndarray], kernels: np.ndarray, meta: dict[str, Any],
+                         scale: float) -> dict[str, Path]:
+    """Write the deblurred data and the kernels; return ``{name: path}``."""
+    out: dict[str, Path] = {}
+    if meta["kind"] == "nifti":
+        volume = results[0] if meta["axis"] is None else np.moveaxis(np.stack(results), 0, meta["axis"])
+        out["deblurred"] = write_nifti(out_dir / "deblurred.nii.gz", volume, meta["affine"], meta["header"])
+    else:
+        # PNG shows the same window as the input: [0, 1] for raster files, [0, max|input|] for .npy.
+        window = 1.0 if meta["raster"] else scale
+        out["deblurred_png"] = write_image(out_dir / "deblurred.png", results[0] / window)
+        out["deblurred"] = write_image(out_dir / "deblurred.npy", results[0])
+    out["kernel_png"] = write_image(out_dir / "kernel.png", kernel_montage(kernels))
+    out["kernel"] = write_array(out_dir / "kernel.npy", kernels if meta["kind"] == "nifti" else kernels[0])
+    return out
+
+
+def cmd_deblur(args: argparse.Namespace) -> int:
+    """Run ``mrideblur deblur``: read, deblur slice by slice, write images, kernels, report."""
+    t0 = time.perf_counter()
+    blind = is_blind(args.method, args.kernel is not None)
+    options = deblur_options(args, blind)
+    stack, meta = load_slices(args.input, args.axis)
+    known_kernel = load_kernel(args.kernel) if args.kernel is not None else None
+    if known_kernel is not None and args.kernel_size is not None and known_kernel.shape != (args.kernel_size,) * 2:
+        raise ValueError(f"--kernel-size {args.kernel_size} does not match the kernel in {args.kernel}, "
+                         f"shape {known_kernel.shape}; leave --kernel-size out")
+    out_dir = check_out_dir(args.out)
+    scale = float(np.max(np.abs(stack))) or 1.0
+    kernel_size = args.kernel_size or DEFAULT_KERNEL_SIZE
+
+    with ProgressBar(enabled=not args.quiet, desc=args.method) as bar:
+        results, kernels, slices = deblur_stack(stack / scale, args.method, known_kernel, kernel_size, args.seed,
+                                                options, bar, name=str(args.input))
+    results = [r * scale for r in results]
+    if meta["kind"] == "nifti":  # same grid as the input, so the affine still applies
+        results = [center_crop(r, stack.shape[1:]) for r in results]
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = write_deblur_outputs(out_dir, results, np.stack(kernels), meta, scale)
+    report = {
+        "command": "deblur",
+        "mrideblur_version": __version__,
+        "input": str(args.input.resolve()),
+        "input_kind": meta["kind"],
+        "input_shape": list(meta["shape"]),
+        "output_shape": list(results[0].shape) if meta["kind"] == "image" else list(meta["shape"]),
+        "method": args.method,
+        "blind": blind,
+        "kernel_size": list(kernels[0].shape),
+        "kernel_file": str(args.kernel.resolve()) if args.kernel is not None else None,
+        "parameters": {"seed": args.seed if blind else None, "axis": meta.get("axis"), **options},
+        "intensity_scale": scale,
+        "outputs": {name: path.name for name, path in outputs.items()},
+        "seconds": time.perf_counter() - t0,
+        "slices": slices,
+    }
+    outputs["report"] = write_json(out_dir / "report.json", report)
+    for name, path in outputs.items():
+        print(f"{name}: {path}")
+    return 0

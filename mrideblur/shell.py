@@ -1,0 +1,307 @@
+"""What the shells share: progress bar, report summaries, scores, command-line helpers.
+
+The shells — the ``mrideblur`` command (:mod:`mrideblur.cli`), the batch runner
+(:mod:`mrideblur.batch`), the demo (:mod:`mrideblur.demo`) and the napari plugin — only parse
+their input, call an estimator (:mod:`mrideblur.estimators.api`) and write or show its results.
+What more than one of them needs lives here, so that no shell imports another:
+
+- :class:`ProgressBar`: a tqdm bar fed by an estimator's ``progress(step, total, message)``;
+- :func:`summarize_history`: an estimator's history shrunk to what fits a report;
+- :func:`psnr_pair`, :func:`motion_rmse`, :func:`correction_scores`: a motion correction scored
+  against a ground truth (``Result.uncorrected`` is the reference; no second reconstruction);
+- :func:`data_fit_warning` and :func:`quiet_data_fit_warning`: the one line a shell prints when
+  a correction did not lower the data misfit (``report["data_fit"]``);
+- :func:`option_names`, :func:`method_settings`: the options a catalogue method takes;
+- command-line helpers: :func:`add_command`, argparse types, :func:`check_out_dir`,
+  :func:`one_line`.
+
+Importing this module is cheap (numpy only), so ``mrideblur --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import dataclasses
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ProgressBar",
+    "add_command",
+    "check_out_dir",
+    "correction_scores",
+    "data_fit_warning",
+    "key_value",
+    "method_settings",
+    "motion_rmse",
+    "odd_int",
+    "one_line",
+    "option_names",
+    "positive_int",
+    "psnr_pair",
+    "quiet_data_fit_warning",
+    "summarize_history",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# progress
+
+
+class ProgressBar:
+    """A tqdm bar on stderr fed by the library's ``progress(step, total, message)`` callback.
+
+    The bar appears at the first call and restarts whenever ``total`` changes or ``step`` goes
+    backwards (a new slice).  On a terminal it redraws at most every 0.2 s; without one (CI
+    logs, pipes) in plain ASCII at most every 10 s, so logs stay short.
+
+    Parameters
+    ----------
+    enabled : bool
+        ``False`` draws nothing (``--quiet``).
+    desc : str
+        Text in front of the bar.
+    """
+
+    def __init__(self, enabled: bool = True, desc: str = "") -> None:
+        self.enabled = enabled
+        self._desc = desc
+        self._bar: Any = None
+
+    def _open(self, total: int | None) -> Any:
+        from tqdm import tqdm
+
+        tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
+        return tqdm(total=total, desc=self._desc, file=sys.stderr, mininterval=0.2 if tty else 10.0,
+                    dynamic_ncols=tty, ascii=not tty, leave=True)
+
+    def __call__(self, step: int, total: int, message: str = "") -> None:
+        if not self.enabled:
+            return
+        if self._bar is None:
+            self._bar = self._open(total or None)
+        bar = self._bar
+        if (total and bar.total != total) or step < bar.n:
+            bar.reset(total=total or None)
+        if message:
+            bar.set_postfix_str(str(message), refresh=False)
+        bar.update(max(int(step) - bar.n, 0))
+
+    def set_description(self, desc: str) -> None:
+        """Change the text in front of the bar."""
+        self._desc = desc
+        if self._bar is not None:
+            self._bar.set_description(desc, refresh=False)
+
+    def close(self) -> None:
+        """Draw the final state and release the line."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------
+# reports
+
+
+def summarize_history(history: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Shrink an estimator's history to what fits a report.
+
+    Numeric series longer than 8 become ``{"n", "first", "last", "min", "max"}``, shorter
+    ones are kept as lists; scalars, strings and booleans are kept; other numeric arrays are
+    described by their shape, anything else by its type name.
+
+    Parameters
+    ----------
+    history : mapping or None
+
+    Returns
+    -------
+    dict
+    """
+    out: dict[str, Any] = {}
+    for key, value in (history or {}).items():
+        if value is None or isinstance(value, (str, bool, int, float, np.generic)):
+            out[str(key)] = value
+            continue
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError):  # ragged, e.g. one kernel per scale
+            arr = None
+        if arr is None or arr.dtype.kind not in "biuf":
+            out[str(key)] = f"<{type(value).__name__}>"
+        elif arr.ndim == 1 and arr.size <= 8:
+            out[str(key)] = arr.tolist()
+        elif arr.ndim == 1:
+            fin = arr[np.isfinite(arr)]
+            out[str(key)] = {"n": int(arr.size), "first": arr[0].item(), "last": arr[-1].item(),
+                             "min": fin.min().item() if fin.size else None,
+                             "max": fin.max().item() if fin.size else None}
+        elif arr.ndim == 0:
+            out[str(key)] = arr.item()
+        else:
+            out[str(key)] = {"shape": list(arr.shape)}
+    return out
+
+
+def psnr_pair(uncorrected: np.ndarray, corrected: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """``{"uncorrected": dB, "corrected": dB}`` against ``truth`` (magnitudes, least-squares scale:
+    :func:`mrideblur.metrics.psnr` with ``fit_scale=True``, the project's convention)."""
+    from .metrics import psnr
+
+    return {"uncorrected": psnr(uncorrected, truth, fit_scale=True),
+            "corrected": psnr(corrected, truth, fit_scale=True)}
+
+
+def motion_rmse(motion: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Root-mean-square error of a motion table against the truth: ``rotation_deg`` and
+    ``translation_px`` (the first column, or the first three of a 6-DOF table, are rotations)."""
+    m, t = np.asarray(motion, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    nrot = 1 if t.shape[-1] == 3 else 3
+    err = m - t
+    return {"rotation_deg": float(np.sqrt(np.mean(err[..., :nrot] ** 2))),
+            "translation_px": float(np.sqrt(np.mean(err[..., nrot:] ** 2)))}
+
+
+def correction_scores(result: Any, truth_image: np.ndarray | None = None,
+                      truth_motion: np.ndarray | None = None) -> dict[str, Any]:
+    """A motion correction's :class:`~mrideblur.estimators.base.Result` against a ground truth.
+
+    Returns ``psnr_db`` (:func:`psnr_pair` of ``result.uncorrected`` and ``result.image``) when
+    ``truth_image`` has the image's shape, and ``motion_rmse`` when ``truth_motion`` has the
+    motion's shape; an empty dict without a truth.
+    """
+    out: dict[str, Any] = {}
+    image, uncorrected = np.asarray(result.image), result.uncorrected
+    if truth_image is not None and uncorrected is not None and np.shape(truth_image) == image.shape:
+        out["psnr_db"] = psnr_pair(uncorrected, image, truth_image)
+    if truth_motion is not None and result.motion is not None and np.shape(truth_motion) == np.shape(result.motion):
+        out["motion_rmse"] = motion_rmse(result.motion, truth_motion)
+    return out
+
+
+def data_fit_warning(report: Mapping[str, Any], slice_ids: Sequence[Any] | None = None) -> str | None:
+    """One line when a correction did not lower the data misfit (``report["data_fit"]``), else None.
+
+    ``report`` is a correction's report: one image (``data_fit`` holds both misfits) or a stack
+    (``slices`` holds one report per slice; ``slice_ids`` names them, default 0, 1, ...).
+    """
+    fit = report.get("data_fit") or {}
+    if fit.get("improved") is not False:
+        return None
+    slices = report.get("slices")
+    if isinstance(slices, Sequence) and slices and all(isinstance(s, Mapping) for s in slices):
+        ids = list(slice_ids) if slice_ids is not None else list(range(len(slices)))
+        bad = [(i, s.get("data_fit") or {}) for i, s in zip(ids, slices)
+               if (s.get("data_fit") or {}).get("improved") is False]
+        if bad:
+            what = ", ".join(f"slice {i} ({_misfits(f)})" for i, f in bad)
+            return f"the correction did not improve the data fit in {len(bad)} of {len(slices)} slices: {what}"
+    return f"the correction did not improve the data fit: {_misfits(fit)}"
+
+
+def _misfits(fit: Mapping[str, Any]) -> str:
+    if "uncorrected" not in fit or "corrected" not in fit:
+        return "relative data misfit not lower than without correction"
+    return f"relative data misfit {fit['uncorrected']:.4f} uncorrected, {fit['corrected']:.4f} corrected"
+
+
+@contextlib.contextmanager
+def quiet_data_fit_warning() -> Iterator[None]:
+    """Silence :func:`mrideblur.mri.correct`'s ``RuntimeWarning`` about the data fit: a shell
+    that reports :func:`data_fit_warning` itself says it once, in its own words."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"correct\(method=", category=RuntimeWarning)
+        yield
+
+
+def option_names(problem: str, method: str) -> set[str]:
+    """Names of the options that ``method`` of ``problem`` takes (imports the method's module)."""
+    from .estimators.catalogue import find
+
+    return {f.name for f in dataclasses.fields(find(problem, method).options_class())}
+
+
+def method_settings(problem: str, method: str, **settings: Any) -> dict[str, Any]:
+    """The shell's ``settings`` that ``method`` of ``problem`` takes, ``None`` values left out (so
+    the method's own defaults apply): one set of command-line flags serves every method."""
+    takes = option_names(problem, method)
+    return {k: v for k, v in settings.items() if k in takes and v is not None}
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+
+
+def add_command(sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int],
+                help: str, description: str | None = None) -> argparse.ArgumentParser:
+    """Register subcommand ``name`` running ``func(args)``; returns its parser for the arguments.
+
+    ``description`` (``--help``) defaults to ``func``'s docstring, written for the user.
+    """
+    text = description if description is not None else " ".join((func.__doc__ or "").split())
+    p = sub.add_parser(name, help=help, description=text)
+    p.set_defaults(func=func)
+    return p
+
+
+def _int_at_least(text: str, low: int, what: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if n < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {n}")
+    return n
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _int_at_least(text, 1, "an integer >= 1")
+
+
+def odd_int(text: str) -> int:
+    """argparse type: an odd integer >= 3."""
+    n = _int_at_least(text, 3, "an odd integer >= 3")
+    if n % 2 == 0:
+        raise argparse.ArgumentTypeError(f"expected an odd integer >= 3, got {n}")
+    return n
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """argparse type: ``"nsr=0.01"`` -> ``("nsr", 0.01)``; the value is a Python literal or else a string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError):
+        value = raw.strip()
+    return key, value
+
+
+def check_out_dir(path: str | Path) -> Path:
+    """``path`` as a Path; a ``ValueError`` (``--out ...``) when it exists and is not a directory."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a directory")
+    return out
+
+
+def one_line(exc: BaseException | str) -> str:
+    """An exception (or text) as one line: white space folded, the type's name when empty."""
+    return " ".join(str(exc).split()) or (type(exc).__name__ if isinstance(exc, BaseException) else "")
