@@ -11,7 +11,8 @@ from mrideblur.io.anatomy import mni_slice
 from mrideblur.metrics import psnr
 from mrideblur.mri import simulate
 from mrideblur.mri import correct
-from mrideblur.estimators.jsmoco import JSMoCoOptions, MotionSensePhysics, estimate_noise_sigma, jsmoco
+from mrideblur.estimators.jsmoco import JSMoCoOptions, estimate_noise_sigma, jsmoco
+from mrideblur.physics.multishot_torch import MotionSensePhysics
 from mrideblur.prior import ScorePrior
 
 
@@ -133,7 +134,7 @@ def test_motion_step_moves_from_a_nearly_right_start(small_case):
     phys = MotionSensePhysics(case.shot_index, case.truth["sens"], tm)
     x = torch.as_tensor(rigid2d(case.truth["image"], np.zeros(3))).to(torch.complex64)
     y = phys.model(x, phys.theta, phys.sens).detach()
-    phys.set(theta=start)
+    phys.update_parameters(theta=start)
     _motion_step(phys, y, x, iters=20)
     before = np.sqrt(np.mean((start - tm) ** 2))
     after = np.sqrt(np.mean((phys.theta.double().numpy() - tm) ** 2))

@@ -119,7 +119,7 @@ def run_batch(
                                    f"{type(exc).__name__}: {one_line(exc)}")
         write_summary(out, order())
         if on_row is not None:
-            onsummary_row(rows[st.id])
+            on_row(rows[st.id])
 
     for st in assemble_now:
         finish(st, [])

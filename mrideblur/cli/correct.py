@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``mrideblur correct``."""
     p = add_command(sub, "correct", cmd_correct,
                     "correct rigid motion in multi-shot multi-coil k-space (case .h5, fastMRI, ISMRMRD)")
-    p.add_argument("input", type=Path, help="case .h5 (CONVENTIONS.md), fastMRI or ISMRMRD file")
+    p.add_argument("input", type=Path, help="case .h5 (docs/conventions.md), fastMRI or ISMRMRD file")
     p.add_argument("--out", type=Path, required=True, metavar="OUT_DIR")
     p.add_argument("--method", choices=METHODS, default="aligned-sense",
                    help="jsmoco: diffusion-prior joint estimation (mrideblur.estimators.jsmoco); autofocus: NIfTI "

@@ -82,7 +82,7 @@ def _simulation_object(args: argparse.Namespace) -> tuple[np.ndarray, tuple[floa
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """Make a case file (CONVENTIONS.md) from an image (PNG, TIFF, .npy), a NIfTI volume (one slice
+    """Make a case file (docs/conventions.md) from an image (PNG, TIFF, .npy), a NIfTI volume (one slice
     along --axis, or the whole volume with --volume) or built-in anatomy (the MNI152 T1 template
     shipped in nilearn's wheel, or Shepp-Logan). The object is moved on a 2x finer grid and k-space
     is cropped, so estimators cannot win by sharing the simulator's interpolation. Ground truth is

@@ -31,10 +31,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..physics.cg import conjugate_gradient
 from ..physics.coils import PolynomialCoilModel, normalize_sens
 from ..physics.fourier import fft, ifft, shot_dft_rows
 from ..physics.multishot_torch import MultiShotSenseTorch
 from ..physics.motion import rigid2d_batch, rigid3d_batch
+from ..physics.shots import count_shots
 from .base import CancelFn, ProgressFn, Result, one_of, positive_int
 from .mri_common import KSpaceOptions, initial_sens, mri_report
 from .sense import sense_recon
@@ -290,32 +292,22 @@ def _fill_unseen(theta: np.ndarray, shot_index: np.ndarray, ref: int) -> np.ndar
 
 def _cg_image(model: MultiShotSenseTorch, y: torch.Tensor, theta: torch.Tensor, sens: torch.Tensor,
               iters: int) -> torch.Tensor:
-    """``iters`` CG iterations on ``A^H A x = A^H y`` from zero (``A^H y`` itself for 0)."""
+    """``iters`` CG iterations on ``A^H A x = A^H y`` from zero (``A^H y`` itself for 0), stopping
+    early at ``||r|| <= 1e-6 ||A^H y||``; no gradients (a starting image only)."""
     with torch.no_grad():
         b = model.adjoint(y, theta, sens)
         if iters <= 0:
             return b
-        x = torch.zeros_like(b)
-        r, p = b.clone(), b.clone()
-        rr = float(torch.vdot(r.flatten(), r.flatten()).real)
-        for _ in range(iters):
-            ap = model.adjoint(model(p, theta, sens), theta, sens)
-            a = rr / float(torch.vdot(p.flatten(), ap.flatten()).real)
-            x += a * p
-            r -= a * ap
-            rr_new = float(torch.vdot(r.flatten(), r.flatten()).real)
-            if rr_new < 1e-12 * rr:
-                break
-            p = r + (rr_new / rr) * p
-            rr = rr_new
-        return x
+        return conjugate_gradient(lambda v: model.adjoint(model(v, theta, sens), theta, sens), b,
+                                  max_iter=iters, tol=1e-6)
 
 
 def coil_images(kspace: np.ndarray, shot_index: np.ndarray, motion: np.ndarray, max_iter: int = 10) -> np.ndarray:
     """Motion-compensated image of every coil on its own (no coil maps).
 
-    Solves ``min_z sum_c ||sum_s M_s F T(theta_s) z_c - y_c||^2`` by CG (all coils at once; the
-    coils are independent).  With every line acquired the problem is well posed; with
+    Solves ``min_z sum_c ||sum_s M_s F T(theta_s) z_c - y_c||^2`` by CG (all coils at once, as one
+    system, though the coils are independent; at most ``max_iter`` iterations, stopping at
+    ``||r|| <= 1e-6 ||A^H y||``).  With every line acquired the problem is well posed; with
     undersampling CG from zero gives the minimum-norm solution, consistent on the acquired lines.
 
     Returns
@@ -335,21 +327,7 @@ def coil_images(kspace: np.ndarray, shot_index: np.ndarray, motion: np.ndarray, 
     def adj(k: np.ndarray) -> np.ndarray:
         return rigid(ifft(k[None] * masks, nd), motion, adjoint=True, per_shot=True).sum(0)
 
-    b = adj(y)
-    z = np.zeros_like(b)
-    r = b.copy()
-    p = r.copy()
-    rr = np.vdot(r, r).real
-    for _ in range(max_iter):
-        ap = adj(fwd(p))
-        a = rr / np.vdot(p, ap).real
-        z += a * p
-        r -= a * ap
-        rr_new = np.vdot(r, r).real
-        if rr_new < 1e-12 * np.vdot(b, b).real:
-            break
-        p = r + (rr_new / rr) * p
-        rr = rr_new
+    z = conjugate_gradient(lambda v: adj(fwd(v)), adj(y), max_iter=max_iter, tol=1e-6)
     return z.astype(np.complex64)
 
 
@@ -551,6 +529,29 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
     return image, motion, sens, history, seconds, cancelled
 
 
+def start(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray | None, options: AlignedSenseOptions,
+          progress: ProgressFn | None = None, cancel: CancelFn | None = None, estimate: bool = True
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict, dict, bool]:
+    """Coil maps (given or ESPIRiT), the motion (:func:`estimate_motion`, or zero when not
+    ``estimate``) and CG-SENSE with it (30 iterations from zero): ``(image, motion, sens, history,
+    seconds, cancelled)``.  aligned-SENSE's result, and JSMoCo's start."""
+    t0 = time.perf_counter()
+    known = sens is not None
+    sens = initial_sens(kspace, sens, options)
+    seconds = {"coils": time.perf_counter() - t0}
+    history: dict = {}
+    cancelled = False
+    motion = np.zeros((count_shots(shot_index), 3 if kspace.ndim == 3 else 6))
+    if estimate:
+        _, motion, sens, history, sec, cancelled = estimate_motion(kspace, shot_index, sens, options, not known,
+                                                                   progress, cancel)
+        seconds.update(sec)
+    t = time.perf_counter()
+    image = sense_recon(kspace, shot_index, sens, motion, max_iter=30)
+    seconds["sense"] = time.perf_counter() - t
+    return image, motion, sens, history, seconds, cancelled
+
+
 def run(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray | None, options: AlignedSenseOptions,
         progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> Result:
     """``correct(method="aligned-sense")`` on one slice ``(coils, ky, kx)`` or volume
@@ -565,14 +566,7 @@ def run(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray | None, opt
     """
     t0 = time.perf_counter()
     known = sens is not None
-    sens = initial_sens(kspace, sens, options)
-    seconds = {"coils": time.perf_counter() - t0}
-    _, motion, sens, history, sec, cancelled = estimate_motion(kspace, shot_index, sens, options, not known,
-                                                               progress, cancel)
-    seconds.update(sec)
-    t = time.perf_counter()
-    image = sense_recon(kspace, shot_index, sens, motion, max_iter=30)
-    seconds["sense"] = time.perf_counter() - t
+    image, motion, sens, history, seconds, cancelled = start(kspace, shot_index, sens, options, progress, cancel)
     seconds["total"] = time.perf_counter() - t0
     report = mri_report("aligned-sense", options, kspace, shot_index, sens, motion, image, history, seconds,
                         cancelled, coils="given" if known else options.coils)

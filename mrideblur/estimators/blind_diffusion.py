@@ -90,7 +90,7 @@ import numpy as np
 import torch
 from scipy import fft as sfft
 
-from ..physics.operators import Convolution
+from ..physics.operators import MaskedConvolution
 from ..physics.blur import check_image
 from ..physics.kernels import center_kernel, gaussian_kernel, validate_kernel
 from .base import CancelFn, Cancelled, ProgressFn, Result, positive_int
@@ -98,7 +98,7 @@ from .blind_common import BlindOptions, final_image, prepare
 from .blind_vb import VBOptions
 from .blind_vb import run as vb_run
 
-__all__ = ["INIT_KERNELS", "KERNEL_IMAGES", "BlindDiffusionOptions", "MaskedConvolution", "blind_deconvolve_diffusion",
+__all__ = ["INIT_KERNELS", "KERNEL_IMAGES", "BlindDiffusionOptions", "blind_deconvolve_diffusion",
            "fit_kernel", "project_simplex", "run"]
 
 #: Named starting kernels (an ``(m, m)`` array is accepted too).
@@ -107,49 +107,6 @@ INIT_KERNELS = ("delta", "gaussian", "vb")
 KERNEL_IMAGES = ("renoised", "x0")
 #: Iterations per scale and starts of the VB start (cheap: VB's own defaults are 40 and 3).
 VB_START = {"n_iter": 10, "n_starts": 1}
-
-
-# ----------------------------------------------------------------------------------------------
-# Physics: masked circular convolution with a kernel that can change in place
-# ----------------------------------------------------------------------------------------------
-
-
-class MaskedConvolution(Convolution):
-    """``A x = M (k * x)``: circular convolution on a canvas, then keep the observed pixels.
-
-    Parameters
-    ----------
-    kernel : (kh, kw) array
-        Real kernel centred at ``(kh // 2, kw // 2)``.
-    shape : (H, W)
-        Canvas shape.
-    mask : (H, W) 0/1 array, optional
-        Observed pixels ``M``; None for all.
-    noise_sigma : float
-        Noise std of the data (data units).
-
-    The adjoint is ``A^H r = k^T * (M r)``; :meth:`set_kernel` changes ``k`` in place between
-    sampler steps (the physics' unknown parameter, see :mod:`mrideblur.estimators.catalogue`).
-    """
-
-    def __init__(self, kernel, shape: tuple[int, int], mask: np.ndarray | None = None,
-                 noise_sigma: float = 0.0) -> None:
-        super().__init__(kernel, shape, noise_sigma)
-        self.shape = (int(shape[0]), int(shape[1]))
-        self.mask = None if mask is None else torch.as_tensor(np.asarray(mask, dtype=np.float32))
-
-    def set_kernel(self, kernel) -> None:
-        """Replace the kernel (same rules as the constructor)."""
-        self.otf = Convolution(kernel, self.shape).otf
-
-    def A(self, x: torch.Tensor) -> torch.Tensor:
-        out = super().A(x)
-        return out if self.mask is None else out * self.mask.to(out.device)
-
-    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        if self.mask is not None:
-            y = y * self.mask.to(y.device)
-        return super().A_adjoint(y)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -526,7 +483,7 @@ def blind_deconvolve_diffusion(
         if k_true is not None:
             hist["kernel_error"].append(float(np.linalg.norm(k - k_true)))
         state["kernel"] = k
-        physics.set_kernel(k)
+        physics.update_parameters(kernel=k)
 
     try:
         x, info = posterior_sample(prior, physics, obs.astype(np.complex64), steps=steps, noise_sigma=sigma_y,

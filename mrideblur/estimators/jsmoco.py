@@ -35,47 +35,15 @@ import torch
 from scipy import ndimage
 
 from ..physics.coils import PolynomialCoilModel, normalize_sens
-from ..physics.multishot_torch import MultiShotSenseTorch
+from ..physics.multishot_torch import MotionSensePhysics
 from .aligned_sense import AlignedSenseOptions, fit_coil_coeffs, start
 from .base import CancelFn, Cancelled, ProgressFn, Result, one_of, positive_int
 from .mri_common import mri_report
 
-__all__ = ["MotionSensePhysics", "JSMoCoOptions", "estimate_noise_sigma", "jsmoco", "run"]
+__all__ = ["JSMoCoOptions", "estimate_noise_sigma", "jsmoco", "run"]
 
 SAMPLERS = ("fast", "pc")
 INITS = ("aligned-sense", "espirit")
-
-
-class MotionSensePhysics:
-    """The multi-shot model ``A(theta, S) x = sum_s M_s F S T(theta_s) x`` as a *physics* of
-    :mod:`mrideblur.physics.operators` (``A``, ``A_adjoint`` on ``(n, ny, nx)`` complex tensors).
-
-    ``theta`` ``(nshot, 3)`` (degrees, pixels) and ``sens`` ``(coils, ny, nx)`` are attributes
-    updated between sampler steps; ``A`` stays linear in ``x``.
-    """
-
-    def __init__(self, shot_index: np.ndarray, sens: np.ndarray, theta: np.ndarray, noise_sigma: float = 0.0,
-                 device: str | torch.device = "cpu") -> None:
-        self.device = torch.device(device)
-        self.model = MultiShotSenseTorch(shot_index, 2, device=self.device, nshot=len(theta))
-        self.noise_sigma = float(noise_sigma)
-        self.set(sens=sens, theta=theta)
-
-    def set(self, sens: np.ndarray | None = None, theta: np.ndarray | None = None) -> None:
-        """Replace the coil maps and/or the motion."""
-        if sens is not None:
-            self.sens = torch.as_tensor(np.asarray(sens), device=self.device).to(torch.complex64)
-        if theta is not None:
-            self.theta = torch.as_tensor(np.asarray(theta), device=self.device, dtype=torch.float32)
-
-    def A(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self.model(xi, self.theta, self.sens) for xi in x])
-
-    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self.model.adjoint(yi, self.theta, self.sens) for yi in y])
-
-    def normal(self, x: torch.Tensor) -> torch.Tensor:
-        return self.A_adjoint(self.A(x))
 
 
 def estimate_noise_sigma(kspace: np.ndarray, shot_index: np.ndarray, residual: np.ndarray) -> float:
@@ -178,7 +146,7 @@ def _motion_step(physics: MotionSensePhysics, y: torch.Tensor, x: torch.Tensor, 
         return loss
 
     opt.step(closure)
-    physics.set(theta=torch.cat([zero, tv.detach()]).cpu().numpy())
+    physics.update_parameters(theta=torch.cat([zero, tv.detach()]).cpu().numpy())
     return last[0]
 
 
@@ -262,7 +230,7 @@ def jsmoco(
         if coil_model is not None and (i + 1) % opt.coil_every == 0:
             m = mean.detach().cpu().numpy()
             th = phys.theta.cpu().double().numpy()
-            phys.set(sens=normalize_sens(coil_model.maps(fit_coil_coeffs(y, si, m, th, coil_model))))
+            phys.update_parameters(sens=normalize_sens(coil_model.maps(fit_coil_coeffs(y, si, m, th, coil_model))))
             hist["coil_updates"] += 1
         if cancel is not None and cancel():
             raise Cancelled

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import sigpy as sp
 
+from ..physics.cg import conjugate_gradient
 from ..physics.multishot import MultiShotSense, check_motion, check_sens
 from ..physics.shots import count_shots, validate_shot_index
 from .base import Result
@@ -126,20 +127,20 @@ def sense_recon(
 def _cg(A: MultiShotSense, y: np.ndarray, lam: float, max_iter: int, tol: float, progress, cancel,
         x0: np.ndarray | None = None) -> np.ndarray:
     AHy = A.H(y)
-    x = np.zeros(A.ishape, dtype=AHy.dtype) if x0 is None else np.array(x0, dtype=AHy.dtype)
+    x = None if x0 is None else np.array(x0, dtype=AHy.dtype)  # None: from zero, A.N(0) not computed
     normal = A.N if lam == 0 else A.N + lam * sp.linop.Identity(A.ishape)
-    alg = sp.alg.ConjugateGradient(normal, AHy, x, max_iter=max_iter, tol=tol * float(np.linalg.norm(AHy)))
-    it = 0
-    while not alg.done():
-        alg.update()
-        it += 1
+    done = [0]
+
+    def callback(it: int, _x: np.ndarray, resid) -> bool:
+        done[0] = it
         if progress is not None:
-            progress(it, max_iter, f"CG iteration {it}, residual {float(alg.resid):.3g}")
-        if cancel is not None and cancel():
-            break
+            progress(it, max_iter, f"CG iteration {it}, residual {float(resid):.3g}")
+        return cancel is not None and bool(cancel())
+
+    x = conjugate_gradient(normal, AHy, x, max_iter=max_iter, tol=tol, callback=callback)
     if progress is not None:
-        progress(max_iter, max_iter, f"CG done after {it} iteration(s)")
-    return alg.x.astype(np.complex64)
+        progress(max_iter, max_iter, f"CG done after {done[0]} iteration(s)")
+    return x.astype(np.complex64)
 
 
 @dataclass

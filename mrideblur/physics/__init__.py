@@ -13,7 +13,8 @@ Image blur (``y = k * x + n``) and multi-shot, multi-coil MRI with rigid motion
   differentiable torch twin;
 - :mod:`.operators`: linear operators on torch tensors for the samplers (convolution, masked
   Fourier), all with ``A``, ``A_adjoint`` and ``update_parameters``;
-- :mod:`.cg`: the one conjugate-gradient solver (numpy through sigpy, batched torch);
+- :mod:`.cg`: the one conjugate-gradient solver (numpy arrays and torch tensors, optionally
+  batched and preconditioned, differentiable);
 - :mod:`.simulate`, :mod:`.simulate_simple`: motion-corrupted cases from any image or volume.
 
 Submodules are imported on demand (``from mrideblur.physics.motion import rigid2d``), so that

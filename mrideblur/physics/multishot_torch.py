@@ -15,9 +15,10 @@ import torch
 
 from .fourier import fft_torch, ifft_torch, shot_dft_rows
 from .motion_torch import rigid2d_torch, rigid3d_torch
+from .operators import LinearPhysics
 from .shots import count_shots, shot_masks, validate_shot_index
 
-__all__ = ["MultiShotSenseTorch", "as_tensor"]
+__all__ = ["MotionSensePhysics", "MultiShotSenseTorch", "as_tensor"]
 
 
 def as_tensor(a, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -123,3 +124,37 @@ class MultiShotSenseTorch:
         return out
 
     __call__ = forward
+
+
+class MotionSensePhysics(LinearPhysics):
+    """The multi-shot model ``A(theta, S) x = sum_s M_s F S T(theta_s) x`` as a *physics* of
+    :mod:`mrideblur.physics.operators` (``A``, ``A_adjoint`` on ``(n, ny, nx)`` complex tensors).
+
+    ``theta`` ``(nshot, 3)`` (degrees, pixels) and ``sens`` ``(coils, ny, nx)`` are its unknown
+    parameters, changed between sampler steps by ``update_parameters(theta=..., sens=...)``;
+    ``A`` stays linear in ``x``.
+    """
+
+    def __init__(self, shot_index: np.ndarray, sens: np.ndarray, theta: np.ndarray, noise_sigma: float = 0.0,
+                 device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = MultiShotSenseTorch(shot_index, 2, device=self.device, nshot=len(theta))
+        self.noise_sigma = float(noise_sigma)
+        self.update_parameters(sens=sens, theta=theta)
+
+    parameters = ("theta", "sens")
+
+    def _set(self, name: str, value) -> None:
+        if name == "sens":
+            self.sens = torch.as_tensor(np.asarray(value), device=self.device).to(torch.complex64)
+        else:
+            self.theta = torch.as_tensor(np.asarray(value), device=self.device, dtype=torch.float32)
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.model(xi, self.theta, self.sens) for xi in x])
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.model.adjoint(yi, self.theta, self.sens) for yi in y])
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        return self.A_adjoint(self.A(x))

@@ -1,5 +1,5 @@
 """The physics interface the diffusion samplers use for data consistency, two small generic
-operators, and a batched conjugate-gradient solver.
+operators, and the batched normal-equations solve :func:`cg_normal` (by :mod:`.cg`).
 
 Interface (duck-typed; deepinv's ``LinearPhysics`` has the same shape)
 ---------------------------------------------------------------------
@@ -10,7 +10,10 @@ A *physics* is any object with
 - ``A_adjoint(y)``: ``(n, *m) -> (n, H, W)``, the adjoint of ``A`` for the real inner product
   ``Re <A x, y> = Re <x, A^H y>`` (for complex ``A`` this is the usual conjugate transpose);
 - optionally ``noise_sigma``: standard deviation of the measurement noise in each real channel
-  (real and imaginary parts), in the units of ``y``.
+  (real and imaginary parts), in the units of ``y``;
+- ``update_parameters(**params)``: the one way to change the physics' unknown parameters
+  between calls (a blur kernel: ``kernel=``; motion and coils: ``theta=``, ``sens=``) — what a
+  blind estimator's parameter step calls.
 
 ``A`` must be linear in ``x``; it may change between calls (JSMoCo updates the motion of its
 MRI operator between sampler steps, see ``callback`` in :func:`mrideblur.prior.samplers.posterior_sample`).
@@ -26,19 +29,13 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 
-__all__ = ["LinearPhysics", "MaskedFourier", "Convolution", "fft2c", "ifft2c", "cg_normal"]
+from .cg import conjugate_gradient
+from .fourier import fft_torch, ifft_torch
 
-
-def fft2c(x: torch.Tensor) -> torch.Tensor:
-    """Centred orthonormal 2D DFT over the last two axes (docs/conventions.md)."""
-    return torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x, dim=(-2, -1)), norm="ortho"), dim=(-2, -1))
-
-
-def ifft2c(k: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`fft2c`."""
-    return torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(k, dim=(-2, -1)), norm="ortho"), dim=(-2, -1))
+__all__ = ["LinearPhysics", "MaskedFourier", "Convolution", "MaskedConvolution", "cg_normal"]
 
 
 class LinearPhysics:
@@ -77,6 +74,21 @@ class LinearPhysics:
         """``A^H A x``."""
         return self.A_adjoint(self.A(x))
 
+    #: Names of the unknown parameters :meth:`update_parameters` accepts.
+    parameters: tuple[str, ...] = ()
+
+    def update_parameters(self, **params) -> None:
+        """Replace unknown parameters (names from :attr:`parameters`); ``A`` stays linear in ``x``."""
+        for name, value in params.items():
+            if name not in self.parameters:
+                raise ValueError(f"{name}: not a parameter of {type(self).__name__} "
+                                 f"(its parameters: {', '.join(self.parameters) or 'none'})")
+            if value is not None:
+                self._set(name, value)
+
+    def _set(self, name: str, value) -> None:
+        raise NotImplementedError
+
 
 class MaskedFourier(LinearPhysics):
     """Undersampled single-coil k-space: ``A x = mask * F x`` (centred orthonormal DFT).
@@ -93,10 +105,10 @@ class MaskedFourier(LinearPhysics):
         self.mask = torch.as_tensor(mask).to(torch.float32)
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mask.to(x.device) * fft2c(x)
+        return self.mask.to(x.device) * fft_torch(x)
 
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return ifft2c(self.mask.to(y.device) * y)
+        return ifft_torch(self.mask.to(y.device) * y)
 
 
 class Convolution(LinearPhysics):
@@ -130,36 +142,57 @@ class Convolution(LinearPhysics):
         return torch.fft.ifft2(torch.fft.fft2(y) * self.otf.to(y.device).conj())
 
 
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-sample real inner product ``Re <a, b>`` over all axes but the first, shape (n,)."""
-    return torch.real(torch.sum(torch.conj(a) * b, dim=tuple(range(1, a.ndim))))
+class MaskedConvolution(Convolution):
+    """``A x = M (k * x)``: circular convolution on a canvas, then keep the observed pixels.
+
+    Parameters
+    ----------
+    kernel : (kh, kw) array
+        Real kernel centred at ``(kh // 2, kw // 2)``.
+    shape : (H, W)
+        Canvas shape.
+    mask : (H, W) 0/1 array, optional
+        Observed pixels ``M``; None for all.
+    noise_sigma : float
+        Noise std of the data (data units).
+
+    The adjoint is ``A^H r = k^T * (M r)``; ``update_parameters(kernel=k)`` changes ``k`` in place
+    between sampler steps (the physics' unknown parameter).
+    """
+
+    def __init__(self, kernel, shape: tuple[int, int], mask: np.ndarray | None = None,
+                 noise_sigma: float = 0.0) -> None:
+        super().__init__(kernel, shape, noise_sigma)
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.mask = None if mask is None else torch.as_tensor(np.asarray(mask, dtype=np.float32))
+
+    parameters = ("kernel",)
+
+    def _set(self, name: str, kernel) -> None:
+        self.otf = Convolution(kernel, self.shape).otf
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().A(x)
+        return out if self.mask is None else out * self.mask.to(out.device)
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        if self.mask is not None:
+            y = y * self.mask.to(y.device)
+        return super().A_adjoint(y)
 
 
 def cg_normal(physics, b: torch.Tensor, mu: torch.Tensor | float = 0.0, x0: torch.Tensor | None = None,
               iters: int = 10, tol: float = 1e-6) -> torch.Tensor:
     """Solve ``(A^H A + mu I) x = b`` by conjugate gradients, separately for each of the ``n``
-    images in ``b`` ``(n, H, W)`` (``mu`` a float or ``(n,)``), starting from ``x0``.
+    images in ``b`` ``(n, H, W)`` (``mu`` a float or ``(n,)``), starting from ``x0``: at most
+    ``iters`` iterations, image ``i`` stopping at ``||r_i|| <= tol ||b_i||``
+    (:func:`mrideblur.physics.cg.conjugate_gradient` with ``reduce_dims`` all axes but the first).
 
     With ``mu = 0`` and ``x0`` a prior estimate, the iterates stay in ``x0 + range(A^H)``: CG then
     fits the data while keeping ``x0``'s component in the null space of ``A``.
     """
     n = b.shape[0]
     mu_t = torch.as_tensor(mu, dtype=torch.float32, device=b.device).reshape(-1).expand(n)
-    shape = (n,) + (1,) * (b.ndim - 1)
-    x = torch.zeros_like(b) if x0 is None else x0.clone()
-    r = b - (physics.normal(x) + mu_t.reshape(shape) * x)
-    p = r.clone()
-    rr = _dot(r, r)
-    stop = tol**2 * torch.clamp(_dot(b, b), min=1e-30)
-    for _ in range(iters):
-        if bool(torch.all(rr <= stop)):
-            break
-        ap = physics.normal(p) + mu_t.reshape(shape) * p
-        alpha = rr / torch.clamp(_dot(p, ap), min=1e-30)
-        alpha = torch.where(rr <= stop, torch.zeros_like(alpha), alpha)
-        x = x + alpha.reshape(shape) * p
-        r = r - alpha.reshape(shape) * ap
-        rr_new = _dot(r, r)
-        p = r + (rr_new / torch.clamp(rr, min=1e-30)).reshape(shape) * p
-        rr = rr_new
-    return x
+    mu_b = mu_t.reshape((n,) + (1,) * (b.ndim - 1))
+    return conjugate_gradient(lambda v: physics.normal(v) + mu_b * v, b, x0, max_iter=iters, tol=tol,
+                              reduce_dims=tuple(range(1, b.ndim)))

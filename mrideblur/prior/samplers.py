@@ -44,11 +44,11 @@ import numpy as np
 import torch
 
 from ..physics.operators import cg_normal
+from ..hooks import ProgressFn
 from .score import ScorePrior
 
 __all__ = ["sample_pc", "sample_fast", "posterior_sample", "estimate_norm"]
 
-Progress = Callable[[int, int, str], None]
 
 
 def _noise(shape: tuple[int, ...], gen: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -80,6 +80,15 @@ def _out(x: torch.Tensor, output: str):
     raise ValueError(f"output: expected 'numpy' or 'torch', got {output!r}")
 
 
+def _start(prior: ScorePrior, shape, steps: int, schedule: str, seed: int
+           ) -> tuple[torch.Generator, list[float], torch.Tensor]:
+    """Seeded generator, the noise levels and pure noise at the first level: ``(gen, sigmas, x)``."""
+    n, h, w = _shape(shape)
+    gen = torch.Generator().manual_seed(int(seed))
+    sig = prior.sde.sigmas(steps, schedule).tolist()
+    return gen, sig, sig[0] * _cnoise((n, h, w), gen, prior.device)
+
+
 def _shape(shape) -> tuple[int, int, int]:
     shape = tuple(int(s) for s in shape)
     if len(shape) == 2:
@@ -100,7 +109,7 @@ def _langevin(x: torch.Tensor, grad: torch.Tensor, snr: float, gen: torch.Genera
 
 def sample_pc(prior: ScorePrior, shape, steps: int = 200, corrector_steps: int = 1, snr: float = 0.16,
               seed: int = 0, schedule: str = "geometric", output: str = "numpy",
-              progress: Progress | None = None):
+              progress: ProgressFn | None = None):
     """Unconditional predictor-corrector sampling (reverse diffusion + Langevin).
 
     Parameters
@@ -122,11 +131,7 @@ def sample_pc(prior: ScorePrior, shape, steps: int = 200, corrector_steps: int =
     -------
     (n, H, W) complex64 samples (on the prior's scale, max ``|x|`` ~ 1).
     """
-    n, h, w = _shape(shape)
-    gen = torch.Generator().manual_seed(int(seed))
-    dev = prior.device
-    sig = prior.sde.sigmas(steps, schedule).tolist()
-    x = sig[0] * _cnoise((n, h, w), gen, dev)
+    gen, sig, x = _start(prior, shape, steps, schedule, seed)
     with torch.no_grad():
         for i, s in enumerate(sig):
             s_next = sig[i + 1] if i + 1 < len(sig) else 0.0
@@ -135,7 +140,7 @@ def sample_pc(prior: ScorePrior, shape, steps: int = 200, corrector_steps: int =
             g2 = s**2 - s_next**2
             x = x + g2 * (_denoise(prior, x, s) - x) / s**2
             if s_next > 0:
-                x = x + math.sqrt(g2) * _cnoise(x.shape, gen, dev)
+                x = x + math.sqrt(g2) * _cnoise(x.shape, gen, prior.device)
             if progress is not None:
                 progress(i + 1, len(sig), "pc sampler")
         x = _denoise(prior, x, sig[-1])
@@ -143,7 +148,7 @@ def sample_pc(prior: ScorePrior, shape, steps: int = 200, corrector_steps: int =
 
 
 def sample_fast(prior: ScorePrior, shape, steps: int = 20, eta: float = 0.0, seed: int = 0,
-                schedule: str = "karras", output: str = "numpy", progress: Progress | None = None):
+                schedule: str = "karras", output: str = "numpy", progress: ProgressFn | None = None):
     """Unconditional DDIM-style sampling: one network call per step (module docstring).
 
     Parameters
@@ -153,11 +158,7 @@ def sample_fast(prior: ScorePrior, shape, steps: int = 20, eta: float = 0.0, see
 
     Other parameters and the result as :func:`sample_pc`.
     """
-    n, h, w = _shape(shape)
-    gen = torch.Generator().manual_seed(int(seed))
-    dev = prior.device
-    sig = prior.sde.sigmas(steps, schedule).tolist()
-    x = sig[0] * _cnoise((n, h, w), gen, dev)
+    gen, sig, x = _start(prior, shape, steps, schedule, seed)
     with torch.no_grad():
         for i, s in enumerate(sig):
             d = _denoise(prior, x, s)
@@ -210,7 +211,7 @@ def posterior_sample(prior: ScorePrior, physics, y, steps: int = 50, method: str
                      lam: float = 1.0, zeta: float = 0.3, dc_iters: int = 5, ls_iters: int = 30,
                      corrector_steps: int = 1, snr: float = 0.16, schedule: str | None = None,
                      callback: Callable[[int, float, torch.Tensor], None] | None = None,
-                     progress: Progress | None = None, return_info: bool = False):
+                     progress: ProgressFn | None = None, return_info: bool = False):
     """Sample the posterior ``p(x | y)`` of ``y = A x + n`` under the diffusion prior.
 
     Parameters
