@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
-import dataclasses
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -232,7 +231,7 @@ def option_names(problem: str, method: str) -> set[str]:
     """Names of the options that ``method`` of ``problem`` takes (imports the method's module)."""
     from .estimators.catalogue import find
 
-    return {f.name for f in dataclasses.fields(find(problem, method).options_class())}
+    return set(find(problem, method).option_names())
 
 
 def method_settings(problem: str, method: str, **settings: Any) -> dict[str, Any]:

@@ -24,9 +24,10 @@ from ..physics.multishot import check_sens
 from ..physics.shots import validate_shot_index
 from .base import CancelFn, ProgressFn, Result
 from .catalogue import find
+from .mri_common import data_misfit
 from .sense import check_kspace, sense_recon
 
-__all__ = ["blind_deconvolve", "correct", "correct_magnitude_image", "data_fit", "deconvolve"]
+__all__ = ["blind_deconvolve", "correct", "correct_magnitude_image", "deconvolve"]
 
 
 def deconvolve(blurred: np.ndarray, kernel: np.ndarray, method: str = "wiener", *, boundary: str | None = None,
@@ -93,15 +94,6 @@ def blind_deconvolve(blurred: np.ndarray, kernel_size: int, method: str = "vb", 
     return entry.run_function()(blurred, kernel_size, entry.make_options(seed=seed, **options), progress, cancel)
 
 
-def data_fit(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray, motion: np.ndarray | None,
-             image: np.ndarray) -> float:
-    """Relative data misfit ``||A(motion, sens) x - y|| / ||y||`` over the acquired lines."""
-    from ..physics.multishot import MultiShotSense
-
-    r = MultiShotSense(sens, shot_index, motion)(image) - kspace
-    return float(np.linalg.norm(r) / max(float(np.linalg.norm(kspace)), 1e-30))
-
-
 def _correct_one(y: np.ndarray, si: np.ndarray, sens: np.ndarray | None, method: str, options,
                  progress: ProgressFn | None, cancel: CancelFn | None) -> Result:
     entry = find("kspace", method)
@@ -109,8 +101,9 @@ def _correct_one(y: np.ndarray, si: np.ndarray, sens: np.ndarray | None, method:
     # Never a worse image silently: compare the data fit with that of no correction (same maps).
     t = time.perf_counter()
     uncorrected = res.image if method == "none" else sense_recon(y, si, res.sens, None, max_iter=30)
-    fit = {"uncorrected": data_fit(y, si, res.sens, None, uncorrected),
-           "corrected": data_fit(y, si, res.sens, res.motion, res.image)}
+    corrected = res.report["data_misfit"]
+    fit = {"uncorrected": corrected if method == "none" else data_misfit(y, si, res.sens, None, uncorrected),
+           "corrected": corrected}
     fit["improved"] = bool(fit["corrected"] < fit["uncorrected"]) if method != "none" else None
     res.report["data_fit"] = fit
     res.report.setdefault("seconds", {})["uncorrected"] = time.perf_counter() - t

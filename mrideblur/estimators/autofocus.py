@@ -85,7 +85,7 @@ import torch
 
 from .. import __version__
 from .aligned_sense import rebase_motion, reference_shot
-from .base import CancelFn, Cancelled, Options, ProgressFn, Result
+from .base import CancelFn, Cancelled, Options, ProgressFn, Result, check_cancel
 from ..physics.cg import conjugate_gradient
 from ..physics.fourier import fft, fft_torch, ifft_torch
 from ..physics.motion_torch import rigid2d_torch
@@ -293,8 +293,7 @@ def autofocus(image: np.ndarray, shot_index: np.ndarray, options: AutofocusOptio
 
             def closure() -> torch.Tensor:
                 nonlocal step
-                if cancel is not None and cancel():
-                    raise Cancelled
+                check_cancel(cancel)
                 opt.zero_grad()
                 c = cost()
                 c.backward()

@@ -57,7 +57,7 @@ import torch
 
 from .. import __version__
 from .aligned_sense import rebase_motion, reference_shot
-from .base import CancelFn, Cancelled, Options, ProgressFn, Result
+from .base import CancelFn, Cancelled, Options, ProgressFn, Result, check_cancel
 from ..physics.fourier import fft_torch, ifft_torch
 from ..physics.motion_torch import rigid2d_torch
 from ..physics.shots import count_shots, validate_shot_index
@@ -260,8 +260,7 @@ def correct_magnitude(image: np.ndarray, shot_index: np.ndarray, motion: np.ndar
 
     def tick(start: int, f: torch.Tensor) -> None:
         nonlocal step
-        if cancel is not None and cancel():
-            raise Cancelled
+        check_cancel(cancel)
         step += 1
         if progress is not None:
             progress(min(step, total), total, f"magnitude model, start {start + 1}/{len(stages)}: objective {float(f):.5g}")

@@ -69,7 +69,7 @@ from .autofocus_magnitude import (
     magnitude_scale,
     modulus_objective,
 )
-from .base import CancelFn, Cancelled, Options, ProgressFn, Result
+from .base import CancelFn, Cancelled, Options, ProgressFn, Result, check_cancel
 from ..physics.fourier import fft_torch, ifft_torch
 from ..physics.motion_torch import rigid2d_torch
 from ..physics.shots import count_shots, validate_shot_index
@@ -291,8 +291,7 @@ def step_autofocus(image: np.ndarray, shot_index: np.ndarray, options: StepAutof
     def tick(msg: str) -> Callable[[], None]:
         def f() -> None:
             nonlocal done
-            if cancel is not None and cancel():
-                raise Cancelled
+            check_cancel(cancel)
             done += 1
             if progress is not None:
                 progress(min(done, total - 1), total, msg)

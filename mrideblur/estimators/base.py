@@ -28,22 +28,7 @@ import numpy as np
 
 from ..hooks import CancelFn, Cancelled, ProgressFn, check_cancel
 
-__all__ = ["CancelFn", "Cancelled", "Options", "ProgressFn", "Result", "check_cancel", "progress_slice"]
-
-def progress_slice(progress: ProgressFn | None, start: int, total: int, prefix: str = "") -> ProgressFn | None:
-    """A progress callback for one stage that reports into the whole run's ``total``.
-
-    ``sub(step, sub_total, msg)`` is reported as ``progress(start + step, total, prefix + msg)``,
-    clipped to ``total``; returns None when ``progress`` is None.
-    """
-    if progress is None:
-        return None
-
-    def sub(step: int, sub_total: int, msg: str) -> None:
-        progress(min(start + int(step), total), total, f"{prefix}{msg}")
-
-    return sub
-
+__all__ = ["CancelFn", "Cancelled", "Options", "ProgressFn", "Result", "check_cancel"]
 
 @dataclass
 class Options:

@@ -93,7 +93,7 @@ from scipy import fft as sfft
 from ..physics.operators import MaskedConvolution
 from ..physics.blur import check_image
 from ..physics.kernels import center_kernel, gaussian_kernel, validate_kernel
-from .base import CancelFn, Cancelled, ProgressFn, Result, positive_int
+from .base import CancelFn, Cancelled, ProgressFn, Result, check_cancel, positive_int
 from .blind_common import BlindOptions, final_image, prepare
 from .blind_vb import VBOptions
 from .blind_vb import run as vb_run
@@ -463,8 +463,7 @@ def blind_deconvolve_diffusion(
             state["in_range"] += 1
         if progress is not None:
             progress(i + 1, steps, f"diffusion step {i + 1}/{steps} (sigma {sigma:.3g})")
-        if cancel is not None and cancel():
-            raise Cancelled
+        check_cancel(cancel)
 
     def _kernel_step(i: int, sigma: float, x0: torch.Tensor) -> None:
         if kernel_image == "renoised":

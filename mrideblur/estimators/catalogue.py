@@ -37,6 +37,7 @@ line below. docs/architecture.md walks through it.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -101,21 +102,23 @@ class Entry:
         """The run function (imports the module)."""
         return getattr(self._module(), self.run)
 
+    def option_names(self) -> frozenset[str]:
+        """Names of the fields of the options dataclass (imports the module)."""
+        return frozenset(f.name for f in dataclasses.fields(self.options_class()))
+
     def make_options(self, **kwargs: Any):
         """Options from keyword arguments, with a clear error for a name the method does not take
         (naming the methods of the same problem that do take it)."""
-        import dataclasses
-
-        cls = self.options_class()
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = self.option_names()
         for key in kwargs:
             if key not in names:
                 others = [e.name for e in CATALOGUE if e.problem == self.problem and e.name != self.name
-                          and key in {f.name for f in dataclasses.fields(e.options_class())}]
+                          and key in e.option_names()]
                 if others:
                     raise ValueError(f"{key}: method {self.name!r} does not take this option (only "
                                      f"{', '.join(repr(o) for o in others)}); its options are "
                                      f"{', '.join(sorted(names))}")
+        cls = self.options_class()
         return cls.from_kwargs(self.name, **kwargs)
 
 

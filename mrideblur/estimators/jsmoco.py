@@ -37,7 +37,7 @@ from scipy import ndimage
 from ..physics.coils import PolynomialCoilModel, normalize_sens
 from ..physics.multishot_torch import MotionSensePhysics
 from .aligned_sense import AlignedSenseOptions, fit_coil_coeffs, start
-from .base import CancelFn, Cancelled, ProgressFn, Result, one_of, positive_int
+from .base import CancelFn, Cancelled, ProgressFn, Result, check_cancel, one_of, positive_int
 from .mri_common import mri_report
 
 __all__ = ["JSMoCoOptions", "estimate_noise_sigma", "jsmoco", "run"]
@@ -232,8 +232,7 @@ def jsmoco(
             th = phys.theta.cpu().double().numpy()
             phys.update_parameters(sens=normalize_sens(coil_model.maps(fit_coil_coeffs(y, si, m, th, coil_model))))
             hist["coil_updates"] += 1
-        if cancel is not None and cancel():
-            raise Cancelled
+        check_cancel(cancel)
 
     cancelled = False
     state: dict = {}

@@ -19,7 +19,7 @@ from ..physics.multishot import MultiShotSense
 from ..physics.shots import count_shots
 from .base import Options, positive_int
 
-__all__ = ["KSpaceOptions", "initial_sens", "residual_per_shot", "mri_report"]
+__all__ = ["KSpaceOptions", "data_misfit", "initial_sens", "mri_report", "residuals"]
 
 
 @dataclass
@@ -51,26 +51,38 @@ def initial_sens(kspace: np.ndarray, sens: np.ndarray | None, options: KSpaceOpt
     return estimate_sens(kspace, "espirit", calib_width=options.calib_width, device=options.device)
 
 
-def residual_per_shot(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray, motion: np.ndarray | None,
-                      image: np.ndarray) -> list[float]:
-    """Relative data residual of every shot, ``||M_s (A x - y)|| / ||M_s y||`` (dimensionless)."""
-    A = MultiShotSense(sens, shot_index, motion)
-    r = A(image) - kspace
-    out = []
+def residuals(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray, motion: np.ndarray | None,
+              image: np.ndarray) -> tuple[float, list[float]]:
+    """Relative data misfits of ``image`` under the model (one forward application, dimensionless).
+
+    Returns ``(total, per_shot)``: ``||A x - y|| / ||y||`` over all acquired lines, and
+    ``||M_s (A x - y)|| / ||M_s y||`` for every shot ``s``.
+    """
+    r = MultiShotSense(sens, shot_index, motion)(image) - kspace
+    per_shot = []
     for s in range(count_shots(shot_index)):
         m = (shot_index == s)[..., None]
-        out.append(float(np.linalg.norm(r * m) / max(np.linalg.norm(kspace * m), 1e-30)))
-    return out
+        per_shot.append(float(np.linalg.norm(r * m) / max(np.linalg.norm(kspace * m), 1e-30)))
+    return float(np.linalg.norm(r) / max(float(np.linalg.norm(kspace)), 1e-30)), per_shot
+
+
+def data_misfit(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray, motion: np.ndarray | None,
+                image: np.ndarray) -> float:
+    """``||A(motion, sens) x - y|| / ||y||`` over the acquired lines (see :func:`residuals`)."""
+    return residuals(kspace, shot_index, sens, motion, image)[0]
 
 
 def mri_report(method: str, options: Options, kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray,
                motion: np.ndarray | None, image: np.ndarray, history: dict, seconds: dict, cancelled: bool,
                **extra) -> dict:
-    """The report every k-space estimator returns (``report.json``)."""
+    """The report every k-space estimator returns (``report.json``): ``data_misfit`` and
+    ``residual_per_shot`` are those of :func:`residuals`."""
+    total, per_shot = residuals(kspace, shot_index, sens, motion, image)
     return {
         "method": method,
         "parameters": {**options.as_dict(), **extra},
-        "residual_per_shot": residual_per_shot(kspace, shot_index, sens, motion, image),
+        "data_misfit": total,
+        "residual_per_shot": per_shot,
         "history": history,
         "seconds": seconds,
         "cancelled": bool(cancelled),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import sigpy as sp
@@ -20,12 +19,10 @@ import sigpy as sp
 from ..physics.cg import conjugate_gradient
 from ..physics.multishot import MultiShotSense, check_motion, check_sens
 from ..physics.shots import count_shots, validate_shot_index
-from .base import Result
+from .base import CancelFn, ProgressFn, Result
 from .mri_common import KSpaceOptions, initial_sens, mri_report
 
 __all__ = ["NoCorrectionOptions", "check_kspace", "run_uncorrected", "sense_recon"]
-
-ProgressFn = Callable[[int, int, str], None]
 
 
 def check_kspace(kspace: np.ndarray, where: str = "kspace", ndims: tuple[int, ...] = (3, 4)) -> np.ndarray:
@@ -53,7 +50,7 @@ def sense_recon(
     tol: float = 1e-6,
     stack: bool | None = None,
     progress: ProgressFn | None = None,
-    cancel: Callable[[], bool] | None = None,
+    cancel: CancelFn | None = None,
     x0: np.ndarray | None = None,
 ) -> np.ndarray:
     """Reconstruct the image from multi-shot k-space with known coils and motion (CG-SENSE).
@@ -154,7 +151,7 @@ class NoCorrectionOptions(KSpaceOptions):
 
 def run_uncorrected(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray | None,
                     options: NoCorrectionOptions, progress: ProgressFn | None = None,
-                    cancel: Callable[[], bool] | None = None) -> Result:
+                    cancel: CancelFn | None = None) -> Result:
     """``correct(method="none")``: CG-SENSE ``min ||sum_s M_s F S x - y||`` with no motion.
 
     ``kspace`` is ``(coils, ky, kx)`` or ``(coils, kz, ky, kx)``; ``sens`` the known maps or None
