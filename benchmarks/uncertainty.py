@@ -105,7 +105,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="96x96, 3 realisations, first case only")
     args = ap.parse_args()
     if args.threads:
-        torch.set_num_threads(args.threads)
+        from mrideblur.threads import set_threads
+
+        set_threads(args.threads)  # the entry points run with mrideblur's choice (default 1)
     size, k, cases = (96, 3, CASES[:1]) if args.quick else (192, args.realisations, CASES)
     prior = ScorePrior.default()
     rows = []

@@ -12,4 +12,6 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+from .threads import get_threads, set_threads
+
+__all__ = ["__version__", "get_threads", "set_threads"]

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "DefaultsHelpFormatter",
     "ProgressBar",
     "add_command",
     "check_out_dir",
@@ -47,6 +48,7 @@ __all__ = [
     "psnr_pair",
     "quiet_data_fit_warning",
     "summarize_history",
+    "thread_count",
 ]
 
 
@@ -61,25 +63,38 @@ class ProgressBar:
     backwards (a new slice).  On a terminal it redraws at most every 0.2 s; without one (CI
     logs, pipes) in plain ASCII at most every 10 s, so logs stay short.
 
+    A run made of stages calls :meth:`stage` as each one begins: the previous stage's bar is
+    filled to 100 % and left on its own line, and the next call opens a fresh bar labelled
+    ``"desc: stage"``.  Leaving the ``with`` block normally fills the last bar too, so a bar
+    ends at 100 % when its work is done even if the estimator stopped before its ``total``
+    (converged early); after an exception it stays where it stopped.
+
     Parameters
     ----------
     enabled : bool
         ``False`` draws nothing (``--quiet``).
     desc : str
         Text in front of the bar.
+    smoothing : float
+        tqdm's ``smoothing``: ``0`` estimates the rate (and so the ETA) from the average speed
+        since the bar started, ``1`` from the last update only (tqdm's default is 0.3).  The
+        default 0.05 keeps the ETA steady when the steps differ in cost (coarse-to-fine
+        estimators, whose late steps are the slow ones).
     """
 
-    def __init__(self, enabled: bool = True, desc: str = "") -> None:
+    def __init__(self, enabled: bool = True, desc: str = "", smoothing: float = 0.05) -> None:
         self.enabled = enabled
         self._desc = desc
+        self._label = desc
+        self._smoothing = float(smoothing)
         self._bar: Any = None
 
     def _open(self, total: int | None) -> Any:
         from tqdm import tqdm
 
         tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
-        return tqdm(total=total, desc=self._desc, file=sys.stderr, mininterval=0.2 if tty else 10.0,
-                    dynamic_ncols=tty, ascii=not tty, leave=True)
+        return tqdm(total=total, desc=self._label, file=sys.stderr, mininterval=0.2 if tty else 10.0,
+                    dynamic_ncols=tty, ascii=not tty, leave=True, smoothing=self._smoothing)
 
     def __call__(self, step: int, total: int, message: str = "") -> None:
         if not self.enabled:
@@ -93,14 +108,30 @@ class ProgressBar:
             bar.set_postfix_str(str(message), refresh=False)
         bar.update(max(int(step) - bar.n, 0))
 
+    def stage(self, name: str) -> None:
+        """Begin stage ``name``: finish and close the current bar (its line stays), label the
+        next one ``"desc: name"`` (``name`` alone without a ``desc``)."""
+        self.finish()
+        self.close()
+        self._label = f"{self._desc}: {name}" if self._desc else str(name)
+
+    def finish(self) -> None:
+        """Fill the current bar to its total: its work ended normally, in fewer steps than
+        announced (an estimator that converged before ``max_iter``).  No-op without a bar or
+        a total."""
+        bar = self._bar
+        if bar is not None and bar.total and bar.n < bar.total:
+            bar.update(bar.total - bar.n)
+
     def set_description(self, desc: str) -> None:
         """Change the text in front of the bar."""
-        self._desc = desc
+        self._label = desc
         if self._bar is not None:
             self._bar.set_description(desc, refresh=False)
 
     def close(self) -> None:
-        """Draw the final state and release the line."""
+        """Draw the final state and release the line (the bar stays where it is: see
+        :meth:`finish`)."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -108,7 +139,9 @@ class ProgressBar:
     def __enter__(self) -> ProgressBar:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.finish()
         self.close()
 
 
@@ -245,15 +278,34 @@ def method_settings(problem: str, method: str, **settings: Any) -> dict[str, Any
 # command line
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``--help`` lines end with ``(default: X)`` where an option has a default worth showing
+    (not None/False, and the help text does not already state it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or default is False or default is argparse.SUPPRESS
+                or action.option_strings == [] or isinstance(action, argparse._HelpAction)):
+            return text
+        shown = default.name if isinstance(default, Path) and str(default) == default.name else default
+        return f"{text} (default: {shown})".strip()
+
+
 def add_command(sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int],
                 help: str, description: str | None = None) -> argparse.ArgumentParser:
     """Register subcommand ``name`` running ``func(args)``; returns its parser for the arguments.
 
     ``description`` (``--help``) defaults to ``func``'s docstring, written for the user.
+    Every command gets ``--threads N|all`` (:mod:`mrideblur.threads`; :func:`mrideblur.cli.main`
+    applies it before the command runs).
     """
     text = description if description is not None else " ".join((func.__doc__ or "").split())
-    p = sub.add_parser(name, help=help, description=text)
+    p = sub.add_parser(name, help=help, description=text, formatter_class=DefaultsHelpFormatter)
     p.set_defaults(func=func)
+    p.add_argument("--threads", type=thread_count, default=None, metavar="N|all",
+                   help="CPU threads for torch, FFTs and BLAS (default: $MRIDEBLUR_THREADS, else 1 — the fastest "
+                        "when other jobs share the cores; 'all' uses every core of an idle machine)")
     return p
 
 
@@ -270,6 +322,13 @@ def _int_at_least(text: str, low: int, what: str) -> int:
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     return _int_at_least(text, 1, "an integer >= 1")
+
+
+def thread_count(text: str) -> int | str:
+    """argparse type: an integer >= 1 or ``all`` (:func:`mrideblur.threads.set_threads`)."""
+    if text.strip().lower() == "all":
+        return "all"
+    return _int_at_least(text, 1, "an integer >= 1 or 'all'")
 
 
 def odd_int(text: str) -> int:

@@ -142,7 +142,7 @@ def test_bad_inputs_fail_their_rows_on_a_given_scheduler(tmp_path):
     (tmp_path / "list.csv").write_text("input,truth,pe_axis\ngood.nii.gz,truth.nii.gz,1\ncut.nii.gz,,1\n"
                                        "junk.nii.gz,,1\nmissing.nii.gz,,1\nraw.h5,,\n")
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        rows = run_batch(tmp_path / "list.csv", tmp_path / "out", BatchOptions(method="autofocus", shots=8, max_iter=10,
+        rows = run_batch(tmp_path / "list.csv", tmp_path / "out", BatchOptions(method="autofocus", shots=8, ordering="interleaved", max_iter=10,
                                                                                 motion_model="per-shot"),
                          scheduler=cluster.scheduler_address, progress=False)
     by = {r["study"]: r for r in rows}
@@ -218,9 +218,66 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "m.csv").write_text("path\nv.nii.gz\n")
     assert main(["batch", str(tmp_path / "m.csv"), "--method", "autofocus", "--out", str(tmp_path / "o")]) == 2
     assert "'input' column" in capsys.readouterr().err
+    (tmp_path / "raw.h5").write_bytes(b"")  # the motion-table misuse is found before the file is read
     assert main(["correct", str(tmp_path / "raw.h5"), "--motion-csv", str(tmp_path / "m.csv"), "--out",
                  str(tmp_path / "o")]) == 2
     assert "--motion-csv" in capsys.readouterr().err
+    # a NIfTI image does not record its shot pattern: both must be given, none is assumed
+    base = ["correct", str(tmp_path / "v.nii.gz"), "--method", "autofocus", "--pe-axis", "0", "--out", str(tmp_path / "o3")]
+    assert main(base + ["--shots", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "give --ordering (" in err and "NIfTI image does not record" in err
+    assert not (tmp_path / "o3").exists()
+
+
+def test_motion_tables_that_do_not_fit_the_study_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """Shots missing, a slice missing, no slice column for a volume, a bad number: each is one
+    line naming the table, before a single task runs."""
+    from mrideblur.batch import command
+
+    ran = []
+    monkeypatch.setattr(command, "run_task", lambda *a, **k: ran.append(a) or {"ok": False, "error": "ran"})
+    write_nifti(tmp_path / "vol.nii.gz", _volume(2, 0), _affine())
+    write_nifti(tmp_path / "img.nii.gz", _volume(1, 0)[:, :, 0], _affine())
+    rows = {"no_slice.csv": "shot,rot_deg,ty,tx\n" + "".join(f"{s},0,0,0\n" for s in range(8)),
+            "one_slice.csv": "slice,shot,rot_deg,ty,tx\n" + "".join(f"0,{s},0,0,0\n" for s in range(8)),
+            "short.csv": "slice,shot,rot_deg,ty,tx\n" + "".join(f"{i},{s},0,0,0\n" for i in (0, 1) for s in range(7)),
+            "nan.csv": "shot,rot_deg,ty,tx\n" + "".join(f"{s},0,{'x' if s == 3 else 0},0\n" for s in range(8))}
+    for name, text in rows.items():
+        (tmp_path / name).write_text(text)
+    cases = [("vol.nii.gz", "no_slice.csv", "no 'slice' column"), ("vol.nii.gz", "one_slice.csv", "slice(s) [1]"),
+             ("vol.nii.gz", "short.csv", "shots [7] are missing"), ("img.nii.gz", "nan.csv", "line 5")]
+    for study, table, expected in cases:
+        argv = ["correct", str(tmp_path / study), "--method", "autofocus", "--pe-axis", "0", "--shots", "8",
+                "--ordering", "sequential", "--motion-csv", str(tmp_path / table), "--out", str(tmp_path / "o")]
+        assert main(argv) == 2, table
+        err = capsys.readouterr().err.strip()
+        assert expected in err and table in err and "\n" not in err, err
+    assert ran == []
+    # the matching table for the 2D image is accepted (and then runs)
+    assert main(["correct", str(tmp_path / "img.nii.gz"), "--method", "autofocus", "--pe-axis", "0", "--shots", "8",
+                 "--ordering", "sequential", "--motion-csv", str(tmp_path / "no_slice.csv"), "--out",
+                 str(tmp_path / "o")]) == 2
+    assert ran and "ran" in capsys.readouterr().err
+
+
+def test_bad_inputs_are_refused_before_the_numerical_libraries_load(tmp_path):
+    """A missing file and a text file named .nii.gz fail with one line, without importing torch or
+    sigpy (that import is what took 14-19 s on a busy machine)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "text.nii.gz").write_text("not an image")
+    code = ("import sys; from mrideblur.cli import main; rc = main(sys.argv[1:]); "
+            "print(rc, 'torch' in sys.modules, 'sigpy' in sys.modules)")
+    for argv in (["correct", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "o")],
+                 ["correct", str(tmp_path / "text.nii.gz"), "--method", "autofocus", "--pe-axis", "0", "--shots", "8",
+                  "--ordering", "sequential", "--out", str(tmp_path / "o")],
+                 ["deblur", str(tmp_path / "text.nii.gz"), "--method", "wiener", "--out", str(tmp_path / "o")],
+                 ["simulate", str(tmp_path / "text.nii.gz"), "--out", str(tmp_path / "c.h5")]):
+        proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+        assert proc.stdout.split() == ["2", "False", "False"], (argv, proc.stdout, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and "mrideblur: error:" in proc.stderr, proc.stderr
 
 
 def test_nifti_with_a_known_motion_table_is_corrected_under_the_magnitude_model(tmp_path):

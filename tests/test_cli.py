@@ -390,6 +390,9 @@ def test_correct_writes_every_output(tmp_path):
 
 def test_correct_rejects_nifti_and_missing_files(tmp_path, capsys):
     assert main(["correct", str(tmp_path / "x.nii.gz"), "--out", str(tmp_path / "o")]) == 2
+    assert "x.nii.gz: no such file" in capsys.readouterr().err
+    nib.save(nib.Nifti1Image(np.ones((16, 16), np.float32), np.eye(4)), tmp_path / "x.nii.gz")
+    assert main(["correct", str(tmp_path / "x.nii.gz"), "--out", str(tmp_path / "o")]) == 2
     assert "k-space" in capsys.readouterr().err
     assert main(["correct", str(tmp_path / "none.h5"), "--out", str(tmp_path / "o")]) == 2
     assert "none.h5" in capsys.readouterr().err

@@ -32,11 +32,17 @@ def add_correction_options(p: argparse.ArgumentParser) -> None:
                         "per-shot motion by gradient entropy (per-shot; for complex images, it recovers nothing "
                         "from magnitude)")
     p.add_argument("--motion-csv", default=None, metavar="FILE",
-                   help="NIfTI: known motion ([slice,]shot,rot_deg,ty,tx relative to shot 0, e.g. from a navigator "
-                        "or tracker): correct each slice with it under the magnitude model instead of estimating")
-    p.add_argument("--shots", type=int, default=16, help="NIfTI/fastMRI/ISMRMRD: shots to assume (default 16)")
-    p.add_argument("--ordering", choices=("interleaved", "sequential"), default="interleaved",
-                   help="NIfTI/fastMRI/ISMRMRD: shot ordering to assume (the files do not store it)")
+                   help="NIfTI: a known motion table (e.g. from a navigator or tracker) used instead of estimating: "
+                        "CSV columns [slice,]shot,rot_deg,ty,tx; per shot, relative to shot 0: rot_deg in degrees, "
+                        "ty in pixels along --pe-axis, tx in pixels along the other in-plane axis; 'slice' is the "
+                        "index along --slice-axis and is required for volumes (docs/nifti.md). Checked against "
+                        "the image before any work")
+    p.add_argument("--shots", type=int, default=None,
+                   help="NIfTI/fastMRI/ISMRMRD: number of shots (required: these files do not store it; a case .h5 "
+                        "has its shot map)")
+    p.add_argument("--ordering", choices=("interleaved", "sequential"), default=None,
+                   help="NIfTI/fastMRI/ISMRMRD: shot ordering (required, like --shots): interleaved = shot s "
+                        "acquires lines s, s + shots, ...; sequential = contiguous blocks")
     p.add_argument("--coils", choices=COILS, default="joint",
                    help="k-space methods: coil maps by ESPIRiT on the corrupted data, or re-estimated with the motion")
     p.add_argument("--max-iter", type=int, default=None,

@@ -53,10 +53,10 @@ class BatchOptions:
         NIfTI: array axis of the phase encoding (required for NIfTI inputs).
     slice_axis : int
         NIfTI volumes: array axis across which the 2D slices lie.
-    shots : int
-        NIfTI, fastMRI, ISMRMRD: number of shots to assume.
-    ordering : {"interleaved", "sequential"}
-        NIfTI, fastMRI, ISMRMRD: shot ordering to assume.
+    shots : int or None
+        NIfTI, fastMRI, ISMRMRD: number of shots (these files do not store it; required for them).
+    ordering : {"interleaved", "sequential"} or None
+        NIfTI, fastMRI, ISMRMRD: shot ordering (required for them, like ``shots``).
     coils : {"espirit", "joint"}
         k-space methods: coil maps.
     max_iter : int or None
@@ -83,8 +83,8 @@ class BatchOptions:
     method: str = "autofocus"
     pe_axis: int | None = None
     slice_axis: int = 2
-    shots: int = 16
-    ordering: str = "interleaved"
+    shots: int | None = None
+    ordering: str | None = None
     coils: str = "joint"
     max_iter: int | None = None
     motion_model: str = "step"

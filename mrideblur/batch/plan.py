@@ -151,7 +151,14 @@ def discover(source: str | os.PathLike[str], options: BatchOptions, out_dir: Pat
 def _check_options(st: Study) -> None:
     """Raise ``ValueError`` if the method does not suit the input kind."""
     o = st.options
-    if o.ordering not in ("interleaved", "sequential"):
+    if st.kind in ("nifti", "fastmri"):  # a case stores its shot map, ISMRMRD its acquisition order
+        missing = [flag for flag, v in (("--shots", o.shots), ("--ordering", o.ordering)) if v is None]
+        if missing:
+            what = {"nifti": "NIfTI image", "fastmri": "fastMRI file"}[st.kind]
+            raise ValueError(f"{st.input}: a {what} does not record which phase-encode lines each shot "
+                             f"acquired; give {' and '.join(missing)} (manifest columns 'shots', 'ordering'), "
+                             f"e.g. --shots 16 --ordering sequential")
+    if o.ordering is not None and o.ordering not in ("interleaved", "sequential"):
         raise ValueError(f"{st.input}: ordering: expected 'interleaved' or 'sequential', got {o.ordering!r}")
     if st.kind == "nifti":
         if o.method not in NIFTI_METHODS:
@@ -161,14 +168,14 @@ def _check_options(st: Study) -> None:
         raise ValueError(f"{st.input}: method {o.method!r} is not a k-space method; expected one of "
                          f"{list(KSPACE_METHODS)}"
                          + (" (autofocus is for NIfTI magnitude images)" if o.method == "autofocus" else ""))
-    if o.shots < 1:
+    if o.shots is not None and o.shots < 1:
         raise ValueError(f"{st.input}: shots: expected >= 1, got {o.shots}")
-    if o.motion_csv:
-        from ..io.results import read_motion_csv
-
-        if st.kind != "nifti" or o.method != "autofocus":
-            raise ValueError(f"{st.input}: a motion table (--motion-csv) is for NIfTI images with --method autofocus")
-        read_motion_csv(o.motion_csv, o.shots)  # fails here, with the file and line, before any work
+    if st.kind == "nifti":
+        lines = st.meta["shape"][o.pe_axis]
+        if lines < 8 or o.shots > lines:
+            raise ValueError(f"{st.input}: {lines} phase-encode lines cannot hold {o.shots} shots")
+    if o.motion_csv and (st.kind != "nifti" or o.method != "autofocus"):
+        raise ValueError(f"{st.input}: a motion table (--motion-csv) is for NIfTI images with --method autofocus")
     if o.motion_model not in MOTION_MODELS:
         raise ValueError(f"{st.input}: motion_model: expected one of {list(MOTION_MODELS)}, got {o.motion_model!r}")
 
@@ -201,8 +208,6 @@ def _plan_nifti(st: Study) -> None:
         ntasks = shape[o.slice_axis]
     else:
         ntasks = 1
-    if shape[o.pe_axis] < 8 or o.shots > shape[o.pe_axis]:
-        raise ValueError(f"{p}: {shape[o.pe_axis]} phase-encode lines cannot hold {o.shots} shots")
     if st.truth is not None:
         try:
             tshape = tuple(int(n) for n in nib.load(st.truth).shape)
@@ -284,6 +289,31 @@ def _select_slices(st: Study) -> None:
     st.ntasks = len(ids)
 
 
+def _check_motion_table(st: Study) -> None:
+    """The study's motion table (``--motion-csv``) read and matched to the slices to process.
+
+    A table with a ``slice`` column needs ``nshot`` rows for every processed slice (the
+    slice's index along ``--slice-axis``); one without serves a 2D image only.
+    """
+    from ..io.results import motion_csv_columns, read_motion_csv
+
+    o = st.options
+    table = read_motion_csv(o.motion_csv, o.shots)  # the file, line and column of any bad value
+    ids = st.meta["slice_ids"]
+    if "slice" not in motion_csv_columns(o.motion_csv):
+        if ids != [None]:
+            raise ValueError(f"{o.motion_csv}: no 'slice' column, but {st.input} is a volume of "
+                             f"{st.meta['slices_in_file']} slices along axis {o.slice_axis}; give every processed "
+                             f"slice's rows (columns slice,shot,rot_deg,ty,tx), or choose one slice's table per run")
+        return
+    wanted = [0 if i is None else int(i) for i in ids]
+    absent = [i for i in wanted if i not in table]
+    if absent:
+        raise ValueError(f"{o.motion_csv}: no rows for slice(s) {absent[:10]}{' ...' if len(absent) > 10 else ''} "
+                         f"of {st.input} (the table has slices {sorted(table)[:10]}); every processed slice needs "
+                         f"{o.shots} rows (shot 0..{o.shots - 1})")
+
+
 def plan_studies(studies: Sequence[Study]) -> list[Study]:
     """Read each input's header (not its data) to find its kind and number of tasks.
 
@@ -308,6 +338,8 @@ def plan_studies(studies: Sequence[Study]) -> list[Study]:
                 raise ValueError(f"{st.input}: unsupported file type {suffix or '(none)'!r}; "
                                  f"expected one of {list(INPUT_SUFFIXES)}")
             _select_slices(st)
+            if st.options.motion_csv:
+                _check_motion_table(st)
         except ValueError as exc:
             st.error = one_line(exc)
         except Exception as exc:  # noqa: BLE001 - an unreadable file fails its row, never the batch

@@ -35,9 +35,12 @@ def _client(scheduler: str | None, workers: int | None):
 
     if scheduler:
         return Client(scheduler, timeout="60s"), None
+    from ..threads import ENV_VAR, get_threads
+
     n = int(workers) if workers else max(1, os.cpu_count() or 1)
+    # each worker process uses this process's thread choice (--threads / $MRIDEBLUR_THREADS, else 1)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.CRITICAL)
+                           silence_logs=logging.CRITICAL, env={ENV_VAR: str(get_threads())})
     return Client(cluster), cluster
 
 

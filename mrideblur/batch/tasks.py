@@ -21,7 +21,6 @@ import numpy as np
 from ..io.atomic import atomic_write
 from ..io.images import to_jsonable
 from ..shell import method_settings, one_line, quiet_data_fit_warning, summarize_history
-from ..threads import set_threads, threads_from_env
 from .options import BatchOptions, magnitude_method
 
 __all__ = ["load_part", "run_task", "save_part"]
@@ -29,12 +28,6 @@ __all__ = ["load_part", "run_task", "save_part"]
 #: The option that ``--max-iter`` sets, where a method does not call it ``max_iter``: the step
 #: autofocus's inner solves.
 ITERATIONS = {"step-autofocus": "n_iter"}
-
-
-def _limit_threads() -> None:
-    """One worker, one core: torch and scipy.fft follow ``OMP_NUM_THREADS`` when it is set
-    (dask's nannies set it to 1; :mod:`mrideblur.threads`)."""
-    set_threads(threads_from_env())
 
 
 _MALLOC_TUNED = False
@@ -178,7 +171,8 @@ def _read_kspace(spec: dict[str, Any], o: BatchOptions) -> Any:
         case.kind = "2d"
         case.truth = {}
         return case
-    return load_case(path, shots=o.shots, ordering=o.ordering)
+    pattern = {k: v for k, v in (("shots", o.shots), ("ordering", o.ordering)) if v is not None}
+    return load_case(path, **pattern)  # ISMRMRD without them: its acquisition order
 
 
 def _run_kspace(spec: dict[str, Any], progress=None, cancel=None) -> dict[str, Any]:
@@ -248,7 +242,6 @@ def run_task(spec: dict[str, Any], progress=None, cancel=None) -> dict[str, Any]
         ``study``, ``index``, ``ok``, ``seconds``, ``peak_rss_mb``, ``error`` (one line, or
         ``None``). Errors are returned, not raised, so one bad slice never stops the batch.
     """
-    _limit_threads()
     _tune_malloc()
     t0 = time.perf_counter()
     where = f"{spec['input']}" + (f" slice {spec['index']}" if spec.get("index") is not None else "")

@@ -54,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version and argparse's own usage errors
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     try:
+        from ..threads import set_threads
+
+        set_threads(getattr(args, "threads", None))  # every library call of the command runs with it
         return int(args.func(args))
     except ValueError as exc:
         print(f"mrideblur: error: {one_line(exc)}", file=sys.stderr)

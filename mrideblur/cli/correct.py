@@ -15,10 +15,10 @@ from ..io import is_nifti
 from ..shell import (
     ProgressBar,
     add_command,
+    check_out_dir,
     correction_scores,
     data_fit_warning,
     method_settings,
-    positive_int,
     quiet_data_fit_warning,
 )
 
@@ -31,8 +31,11 @@ METHODS = tuple(dict.fromkeys(methods("kspace") + NIFTI_METHODS))
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``mrideblur correct``."""
     p = add_command(sub, "correct", cmd_correct,
-                    "correct rigid motion in multi-shot multi-coil k-space (case .h5, fastMRI, ISMRMRD)")
-    p.add_argument("input", type=Path, help="case .h5 (docs/conventions.md), fastMRI or ISMRMRD file")
+                    "correct rigid motion in multi-shot k-space (case .h5, fastMRI, ISMRMRD) or in a NIfTI "
+                    "magnitude image (--method autofocus)")
+    p.add_argument("input", type=Path,
+                   help="case .h5 (docs/conventions.md), fastMRI or ISMRMRD file; or a NIfTI image (.nii, .nii.gz) "
+                        "with --method autofocus, --pe-axis, --shots and --ordering")
     p.add_argument("--out", type=Path, required=True, metavar="OUT_DIR")
     p.add_argument("--method", choices=METHODS, default="aligned-sense",
                    help="jsmoco: diffusion-prior joint estimation (mrideblur.estimators.jsmoco); autofocus: NIfTI "
@@ -45,42 +48,54 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="jsmoco: prior checkpoint or weights (default: the weights shipped with mrideblur)")
     p.add_argument("--init", choices=("aligned-sense", "espirit"), default="aligned-sense",
                    help="jsmoco: start from aligned-SENSE, or from zero motion and ESPIRiT maps")
-    p.add_argument("--threads", type=positive_int, default=None,
-                   help="CPU threads for torch and FFTs (default: all cores; 1 is fastest on a busy machine)")
     add_correction_options(p)
 
 
-def _is_case_file(path: Path) -> bool:
-    """True for an mrideblur case (it stores its shot map); other files get the reader options."""
+def _hdf5_kind(path: Path) -> str:
+    """``"case"`` (stores its shot map), ``"ismrmrd"`` (a ``dataset`` group) or ``"fastmri"``;
+    a file that is not HDF5 is left to :func:`~mrideblur.io.case.load_case`'s error."""
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
-            return "shot_index" in f
+            return "case" if "shot_index" in f else ("ismrmrd" if "dataset" in f else "fastmri")
     except OSError:
-        return True  # not HDF5: load_case reports it with the file name
+        return "case"
 
 
 def cmd_correct(args: argparse.Namespace) -> int:
-    """Estimate per-shot rigid motion (and coil maps) and reconstruct the corrected image. Writes
-    recon.h5, image.nii.gz, motion.csv, report.json and report.png to --out. When the correction
-    does not lower the data misfit, says so on stderr."""
-    from ..io.case import load_case
-    from ..io.results import write_correction_outputs
-    from ..mri import correct
-    from ..plots import correction_figure
-    from ..threads import set_threads
-
-    set_threads(args.threads)
-    if is_nifti(args.input) or args.method == "autofocus":  # images without raw data: the batch's tasks
+    """Estimate per-shot rigid motion and reconstruct the corrected image. K-space input (case .h5,
+    fastMRI, ISMRMRD; coil maps estimated too): writes recon.h5, image.nii.gz, motion.csv,
+    report.json and report.png to --out, and says on stderr when the correction does not lower the
+    data misfit. A NIfTI magnitude image (--method autofocus; no raw data): each slice is corrected
+    under the magnitude model, with the motion searched (--motion-model) or given (--motion-csv);
+    writes corrected.nii.gz (same affine), motion.csv and report.json. The shot pattern (--shots,
+    --ordering) must be given for NIfTI and fastMRI files, which do not store it."""
+    # everything that can be wrong with the input is found before the numerical libraries load
+    path = Path(args.input)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file; expected a case .h5, fastMRI or ISMRMRD file, or a NIfTI image "
+                         f"(.nii, .nii.gz) with --method autofocus")
+    if is_nifti(path) or args.method == "autofocus":  # images without raw data: the batch's tasks
         return correct_nifti_command(args)
     if args.motion_csv:
         raise ValueError(f"--motion-csv: a known motion table is for NIfTI magnitude images (--method autofocus); "
                          f"{args.input} is k-space, whose motion is estimated")
-    path = Path(args.input)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file; expected a case .h5, fastMRI or ISMRMRD file")
-    case = load_case(path) if _is_case_file(path) else load_case(path, shots=args.shots, ordering=args.ordering)
+    from ..io.case import load_case
+
+    kind = _hdf5_kind(path)
+    pattern = {k: v for k, v in (("shots", args.shots), ("ordering", args.ordering)) if v is not None}
+    missing = [f"--{k}" for k in ("shots", "ordering") if k not in pattern]
+    if kind == "fastmri" and missing:
+        raise ValueError(f"{path}: a fastMRI file does not record which phase-encode lines each shot acquired; "
+                         f"give {' and '.join(missing)}, e.g. --shots 16 --ordering interleaved")
+    case = load_case(path) if kind == "case" else load_case(path, **pattern)  # ISMRMRD: its acquisition order
+    check_out_dir(args.out)
+
+    from ..io.results import write_correction_outputs
+    from ..mri import correct
+    from ..plots import correction_figure
+
     settings = method_settings("kspace", args.method, coils=args.coils, max_iter=args.max_iter, device=args.device,
                                seed=args.seed, nsamples=args.nsamples, sampler=args.sampler, prior=args.prior,
                                init=args.init)

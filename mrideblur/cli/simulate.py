@@ -27,17 +27,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--axis", type=int, default=2, help="NIfTI: slice axis of the file's array (default 2)")
     p.add_argument("--position", type=float, default=0.55, help="NIfTI/built-in: slice position as a fraction (default 0.55)")
     p.add_argument("--volume", action="store_true", help="NIfTI: simulate the whole 3D volume (6-DOF motion)")
-    p.add_argument("--coils", type=int, default=8)
-    p.add_argument("--shots", type=int, default=16)
-    p.add_argument("--ordering", choices=("interleaved", "sequential", "random"), default="interleaved")
+    p.add_argument("--coils", type=int, default=8, help="receive coils (channels) of the simulated array")
+    p.add_argument("--shots", type=int, default=16, help="shots (segments); each acquires its own phase-encode lines")
+    p.add_argument("--ordering", choices=("interleaved", "sequential", "random"), default="interleaved",
+                   help="which lines each shot acquires: every shots-th line, contiguous blocks, or at random")
     p.add_argument("--accel", type=int, default=1, help="acceleration R outside the ACS lines")
     p.add_argument("--acs", type=int, default=24, help="fully sampled centre lines")
-    p.add_argument("--motion", choices=("random", "step", "drift", "periodic", "none"), default="random")
-    p.add_argument("--max-rot", type=float, default=3.0, help="degrees")
-    p.add_argument("--max-trans", type=float, default=3.0, help="pixels")
+    p.add_argument("--motion", choices=("random", "step", "drift", "periodic", "none"), default="random",
+                   help="motion over the shots: independent random poses, one jump, a slow drift, a periodic "
+                        "nod, or none (the motion-free reference)")
+    p.add_argument("--max-rot", type=float, default=3.0, help="largest rotation, degrees")
+    p.add_argument("--max-trans", type=float, default=3.0, help="largest translation, pixels")
     p.add_argument("--noise", type=float, default=0.01, help="fraction of the brightest coil-image pixel")
-    p.add_argument("--coil-model", choices=("birdcage", "loop"), default="birdcage")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--coil-model", choices=("birdcage", "loop"), default="birdcage",
+                   help="coil sensitivities: smooth birdcage modes, or surface loops (Biot-Savart) with winding phase")
+    p.add_argument("--seed", type=int, default=0, help="seed of the motion, the noise and the coil phases")
 
 
 def _simulation_object(args: argparse.Namespace) -> tuple[np.ndarray, tuple[float, ...] | None, str]:
@@ -87,10 +91,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     shipped in nilearn's wheel, or Shepp-Logan). The object is moved on a 2x finer grid and k-space
     is cropped, so estimators cannot win by sharing the simulator's interpolation. Ground truth is
     stored under truth/."""
+    obj, voxel, what = _simulation_object(args)  # a bad input fails here, before the simulator loads
     from ..io.case import write_case
     from ..mri import simulate
 
-    obj, voxel, what = _simulation_object(args)
     case = simulate(obj, ncoil=args.coils, nshot=args.shots, ordering=args.ordering, accel=args.accel,
                     acs=args.acs, motion=args.motion, max_rot=args.max_rot, max_trans=args.max_trans,
                     noise=args.noise, coil_model=args.coil_model, seed=args.seed)

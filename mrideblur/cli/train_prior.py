@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..shell import add_command, positive_int
+from ..shell import add_command
 
 __all__ = ["add_parser", "cmd_train_prior"]
 
@@ -48,8 +48,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--export", type=Path, default=None, metavar="WEIGHTS",
                    help="also write the EMA weights (float16, network only) here at every checkpoint")
-    p.add_argument("--threads", type=positive_int, default=None,
-                   help="CPU threads for torch (default: torch's choice; 1 is fastest on a busy machine)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -61,10 +59,6 @@ def cmd_train_prior(args: argparse.Namespace) -> int:
 
     from ..prior.train import TrainConfig, checkpoint_path, export_weights, load_checkpoint, train
     from ..prior.unet import UNetConfig
-    from ..threads import set_threads
-
-    if args.threads is not None:
-        set_threads(args.threads)
     if args.steps < 0:
         raise ValueError(f"--steps: expected >= 0, got {args.steps}")
     if args.data is not None and not Path(args.data).exists():

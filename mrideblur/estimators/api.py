@@ -22,6 +22,7 @@ import numpy as np
 
 from ..physics.multishot import check_sens
 from ..physics.shots import validate_shot_index
+from ..threads import with_threads
 from .base import CancelFn, ProgressFn, Result
 from .catalogue import find
 from .mri_common import data_misfit
@@ -30,6 +31,7 @@ from .sense import check_kspace, sense_recon
 __all__ = ["blind_deconvolve", "correct", "correct_magnitude_image", "deconvolve"]
 
 
+@with_threads
 def deconvolve(blurred: np.ndarray, kernel: np.ndarray, method: str = "wiener", *, boundary: str | None = None,
                **params: Any) -> np.ndarray:
     """Deconvolve an image blurred by a known kernel: estimate ``x`` from ``y = k * x + n``.
@@ -60,6 +62,7 @@ def deconvolve(blurred: np.ndarray, kernel: np.ndarray, method: str = "wiener", 
     return entry.run_function()(blurred, kernel, entry.make_options(**params))
 
 
+@with_threads
 def blind_deconvolve(blurred: np.ndarray, kernel_size: int, method: str = "vb", seed: int = 0,
                      progress: ProgressFn | None = None, cancel: CancelFn | None = None, **options: Any) -> Result:
     """Estimate the blur kernel ``k`` and the sharp image ``x`` from ``y = k * x + n``.
@@ -115,6 +118,7 @@ def _correct_one(y: np.ndarray, si: np.ndarray, sens: np.ndarray | None, method:
     return res
 
 
+@with_threads
 def correct(kspace: np.ndarray, shot_index: np.ndarray, method: str = "aligned-sense", sens: np.ndarray | None = None,
             *, stack: bool | None = None, progress: ProgressFn | None = None, cancel: CancelFn | None = None,
             **options: Any) -> Result:
@@ -192,6 +196,7 @@ def correct(kspace: np.ndarray, shot_index: np.ndarray, method: str = "aligned-s
                   uncorrected=np.stack([r.uncorrected for r in results]))
 
 
+@with_threads
 def correct_magnitude_image(image: np.ndarray, shot_index: np.ndarray, method: str = "step-autofocus",
                             motion: np.ndarray | None = None, progress: ProgressFn | None = None,
                             cancel: CancelFn | None = None, **options: Any) -> Result:

@@ -23,6 +23,7 @@ chooses how the data are made to look periodic (see :func:`deconvolve`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -559,12 +560,12 @@ def _tikhonov(y: np.ndarray, otf: np.ndarray, lam: float) -> np.ndarray:
 
 
 def _hyper_laplacian(y: np.ndarray, otf: np.ndarray, lam: float, alpha: float, beta_max: float) -> np.ndarray:
-    """Half-quadratic splitting of Krishnan & Fergus (2009), real FFTs on all cores."""
+    """Half-quadratic splitting of Krishnan & Fergus (2009), real FFTs (``scipy.fft``'s workers)."""
     shape = y.shape
     nxr = shape[1] // 2 + 1
     otf_r = otf[:, :nxr]  # the kernel is real, so its OTF is Hermitian: half the grid suffices
-    rfft = lambda a: sfft.rfft2(a, workers=-1)  # noqa: E731
-    irfft = lambda a: sfft.irfft2(a, s=shape, workers=-1)  # noqa: E731
+    rfft = sfft.rfft2
+    irfft = functools.partial(sfft.irfft2, s=shape)
     num_data = np.conj(otf_r) * rfft(y)
     k2 = np.abs(otf_r) ** 2
     d2 = _grad_otf2(shape)[:, :nxr]

@@ -16,7 +16,7 @@ from .atomic import atomic_open, atomic_write
 from .images import to_jsonable, write_json
 from .nifti import write_nifti
 
-__all__ = ["write_motion_csv", "read_motion_csv", "write_recon_h5", "write_correction_outputs",
+__all__ = ["write_motion_csv", "motion_csv_columns", "read_motion_csv", "write_recon_h5", "write_correction_outputs",
            "affine_from_voxel_size"]
 
 
@@ -79,6 +79,13 @@ def write_motion_csv(path: str | os.PathLike[str], motion: np.ndarray, voxel_siz
     with atomic_open(path, "w") as f:
         f.write(buf.getvalue())
     return Path(path)
+
+
+def motion_csv_columns(path: str | os.PathLike[str]) -> list[str]:
+    """The header of a motion table (column names, white space stripped); [] for an empty file."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh), [])
+    return [c.strip() for c in header]
 
 
 def read_motion_csv(path: str | os.PathLike[str], nshot: int) -> dict[int, np.ndarray]:

@@ -2,8 +2,8 @@
 
 ``F x = fftshift(fftn(ifftshift(x), norm="ortho"))`` over the last ``ndim`` axes; k-space index
 ``N // 2`` is DC and the image centre is ``N // 2``. This is what ``sigpy.fft(x, center=True)``
-computes. Numpy (through ``scipy.fft``: single precision stays single, all cores unless
-:func:`mrideblur.threads.set_threads` says otherwise) and torch
+computes. Numpy (through ``scipy.fft``: single precision stays single; its threads are
+scipy's ``set_workers`` setting, which :func:`mrideblur.threads.using_threads` sets) and torch
 versions give the same numbers; every other module calls these.
 """
 
@@ -12,10 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft as sfft
 
-__all__ = ["fft", "ifft", "fft_torch", "ifft_torch", "shot_dft_rows", "FFT_WORKERS"]
-
-#: Threads of ``scipy.fft`` (-1: every core); set through :func:`mrideblur.threads.set_threads`.
-FFT_WORKERS = -1
+__all__ = ["fft", "ifft", "fft_torch", "ifft_torch", "shot_dft_rows"]
 
 
 def _axes(ndim: int) -> tuple[int, ...]:
@@ -27,13 +24,13 @@ def _axes(ndim: int) -> tuple[int, ...]:
 def fft(x: np.ndarray, ndim: int = 2) -> np.ndarray:
     """Centred orthonormal DFT over the last ``ndim`` axes (image -> k-space)."""
     ax = _axes(ndim)
-    return np.fft.fftshift(sfft.fftn(np.fft.ifftshift(x, axes=ax), axes=ax, norm="ortho", workers=FFT_WORKERS), axes=ax)
+    return np.fft.fftshift(sfft.fftn(np.fft.ifftshift(x, axes=ax), axes=ax, norm="ortho"), axes=ax)
 
 
 def ifft(k: np.ndarray, ndim: int = 2) -> np.ndarray:
     """Inverse of :func:`fft` (its adjoint: the transform is unitary)."""
     ax = _axes(ndim)
-    return np.fft.fftshift(sfft.ifftn(np.fft.ifftshift(k, axes=ax), axes=ax, norm="ortho", workers=FFT_WORKERS), axes=ax)
+    return np.fft.fftshift(sfft.ifftn(np.fft.ifftshift(k, axes=ax), axes=ax, norm="ortho"), axes=ax)
 
 
 def fft_torch(x, ndim: int = 2):

@@ -45,6 +45,7 @@ import torch
 
 from ..physics.operators import cg_normal
 from ..hooks import ProgressFn
+from ..threads import with_threads
 from .score import ScorePrior
 
 __all__ = ["sample_pc", "sample_fast", "posterior_sample", "estimate_norm"]
@@ -107,6 +108,7 @@ def _langevin(x: torch.Tensor, grad: torch.Tensor, snr: float, gen: torch.Genera
     return x + eps * grad + torch.sqrt(2 * eps) * z
 
 
+@with_threads
 def sample_pc(prior: ScorePrior, shape, steps: int = 200, corrector_steps: int = 1, snr: float = 0.16,
               seed: int = 0, schedule: str = "geometric", output: str = "numpy",
               progress: ProgressFn | None = None):
@@ -147,6 +149,7 @@ def sample_pc(prior: ScorePrior, shape, steps: int = 200, corrector_steps: int =
     return _out(x, output)
 
 
+@with_threads
 def sample_fast(prior: ScorePrior, shape, steps: int = 20, eta: float = 0.0, seed: int = 0,
                 schedule: str = "karras", output: str = "numpy", progress: ProgressFn | None = None):
     """Unconditional DDIM-style sampling: one network call per step (module docstring).
@@ -205,6 +208,7 @@ def _as_torch(y, device: torch.device) -> tuple[torch.Tensor, bool]:
                                                  else y.astype(np.float32))).to(device), False
 
 
+@with_threads
 def posterior_sample(prior: ScorePrior, physics, y, steps: int = 50, method: str = "diffpir",
                      noise_sigma: float | None = None, n_samples: int | None = None, seed: int = 0,
                      x_init=None, scale: float | None = None, sigma_start: float | None = None,

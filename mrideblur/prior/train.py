@@ -36,6 +36,7 @@ import torch
 
 from mrideblur.io.atomic import atomic_open, atomic_write
 
+from ..threads import with_threads
 from .data import TrainingData, builtin_base_slices, load_slices
 from .sde import VESDE
 from .unet import Denoiser, UNetConfig
@@ -188,6 +189,7 @@ def export_weights(source: str | Path | dict, out: str | Path, dtype: torch.dtyp
     return out
 
 
+@with_threads
 def train(config: TrainConfig, out: str | Path, resume: bool = False, device: str | torch.device = "cpu",
           progress: bool = True, data: TrainingData | None = None, export: str | Path | None = None,
           export_info: dict | None = None, stop_after: int | None = None,
