@@ -134,10 +134,11 @@ def correct_nifti_command(args: argparse.Namespace) -> int:
             if not res["ok"]:
                 raise ValueError(res["error"])
     row = assemble(target.parent, st, "correct")
-    for name in ("corrected.nii.gz", "motion.csv", DONE):
-        print(f"{name}: {out / name}")
+    what = "known motion table" if args.motion_csv else f"{args.motion_model} motion searched"
+    print(f"{args.method} ({what}): {row['slices']} slice(s), {float(row['seconds'] or 0):.1f} s of compute")
     if row["psnr_corrected_db"]:
         print(f"PSNR vs truth: uncorrected {row['psnr_uncorrected_db']} dB, corrected {row['psnr_corrected_db']} dB")
+    print(f"outputs in {out}: corrected.nii.gz, motion.csv, {DONE}")
     if row["warning"]:
         print(f"mrideblur: warning: {row['warning']}", file=sys.stderr)
     return 0

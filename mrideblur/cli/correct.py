@@ -17,6 +17,7 @@ from ..shell import (
     add_command,
     check_out_dir,
     correction_scores,
+    correction_summary,
     data_fit_warning,
     method_settings,
     quiet_data_fit_warning,
@@ -113,11 +114,7 @@ def cmd_correct(args: argparse.Namespace) -> int:
                             truth_image=truth, truth_motion=truth_motion, title=title, uncertainty=result.uncertainty)
     written = write_correction_outputs(args.out, result.image, result.motion, result.sens, report,
                                        voxel_size_mm=case.voxel_size_mm, figure=fig, uncertainty=result.uncertainty)
-    for name, p in written.items():
-        print(f"{name}: {p}")
-    if "psnr_db" in report:
-        print(f"PSNR vs truth: uncorrected {report['psnr_db']['uncorrected']:.2f} dB, "
-              f"corrected {report['psnr_db']['corrected']:.2f} dB")
+    print("\n".join(correction_summary(report, args.out, list(written.values()))))
     warning = data_fit_warning(report)
     if warning:
         print(f"mrideblur: warning: {warning}", file=sys.stderr)
