@@ -37,6 +37,7 @@ __all__ = [
     "add_command",
     "check_out_dir",
     "correction_scores",
+    "correction_summary",
     "data_fit_warning",
     "key_value",
     "method_settings",
@@ -223,6 +224,40 @@ def correction_scores(result: Any, truth_image: np.ndarray | None = None,
     if truth_motion is not None and result.motion is not None and np.shape(truth_motion) == np.shape(result.motion):
         out["motion_rmse"] = motion_rmse(result.motion, truth_motion)
     return out
+
+
+def correction_summary(report: Mapping[str, Any], out_dir: str | Path, files: Sequence[str | Path]) -> list[str]:
+    """What a correction did, in a few lines for stdout: method and seconds, the data misfit
+    before and after, PSNR and motion error against a truth when there is one, the outputs.
+
+    Parameters
+    ----------
+    report : a correction's report (``report.json``): ``method``, ``seconds_total``,
+        ``data_fit`` (``uncorrected``/``corrected``/``improved``, or ``slices_not_improved`` for a
+        stack), and when a truth was known ``psnr_db`` and ``motion_rmse``
+    out_dir : the output folder
+    files : the files written there (names or paths)
+    """
+    lines = [f"{report.get('method', 'correction')}: {float(report.get('seconds_total', 0.0)):.1f} s"]
+    fit = report.get("data_fit") or {}
+    if "uncorrected" in fit and "corrected" in fit:
+        verdict = {True: "improved", False: "NOT improved"}.get(fit.get("improved"), "")
+        lines.append(f"data misfit ||A x - y|| / ||y||: uncorrected {fit['uncorrected']:.4f}, corrected "
+                     f"{fit['corrected']:.4f}" + (f" ({verdict})" if verdict else ""))
+    elif fit.get("improved") is not None:
+        bad = fit.get("slices_not_improved") or []
+        lines.append("data misfit: lower than uncorrected in every slice" if not bad else
+                     f"data misfit: NOT lower than uncorrected in slices {bad}")
+    if "psnr_db" in report:
+        p = report["psnr_db"]
+        lines.append(f"PSNR vs truth: uncorrected {p['uncorrected']:.2f} dB, corrected {p['corrected']:.2f} dB")
+    if "motion_rmse" in report:
+        m = report["motion_rmse"]
+        lines.append(f"motion error vs truth (RMS over shots): {m['rotation_deg']:.3f} deg, "
+                     f"{m['translation_px']:.3f} px")
+    names = ", ".join(Path(f).name for f in files)
+    lines.append(f"outputs in {Path(out_dir)}: {names}")
+    return lines
 
 
 def data_fit_warning(report: Mapping[str, Any], slice_ids: Sequence[Any] | None = None) -> str | None:
