@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
 
-__all__ = ["correction_figure"]
+__all__ = ["RESIDUAL_LABEL", "RESIDUAL_NOTE", "correction_figure"]
+
+#: y label of the per-shot residual panel (the values of ``report["residual_per_shot"]``).
+RESIDUAL_LABEL = "relative residual ‖M_s(Ax − y)‖ / ‖M_s y‖ (%)"
+
+#: Note under the residual panel: how to read a bar.
+RESIDUAL_NOTE = ("Each shot is relative to its own signal: a shot with little of it (lines far from\n"
+                 "the k-space centre) sits at the noise level even when its motion is right.")
+
+# Truth: a thick, light line underneath; estimate: a thin line with dots on top, same colour.
+_TRUTH_STYLE = {"lw": 6.0, "alpha": 0.3, "solid_capstyle": "round", "zorder": 1}
+_ESTIMATE_STYLE = {"lw": 1.2, "marker": "o", "ms": 3.5, "zorder": 3}
 
 
 def _middle(img: np.ndarray) -> np.ndarray:
@@ -14,61 +28,131 @@ def _middle(img: np.ndarray) -> np.ndarray:
 
 
 def correction_figure(uncorrected: np.ndarray, corrected: np.ndarray, motion: np.ndarray,
-                      residual_per_shot: list[float], truth_image: np.ndarray | None = None,
+                      residual_per_shot: Sequence[float], truth_image: np.ndarray | None = None,
                       truth_motion: np.ndarray | None = None, title: str = "",
-                      uncertainty: np.ndarray | None = None):
-    """Uncorrected vs corrected image (and truth), motion traces against shot, residual per shot.
+                      uncertainty: np.ndarray | None = None,
+                      data_fit: Mapping[str, Any] | None = None) -> Any:
+    """A motion correction at a glance: images on top, motion and per-shot residuals below.
+
+    Top row: uncorrected, corrected (and truth, and the posterior standard deviation when
+    given), each on its own grey scale (an estimate's scale is arbitrary).  Bottom row, all
+    against the shot number in acquisition order: rotations (degrees), translations (pixels,
+    voxels in 3D) and the per-shot relative data residual in percent.  An estimated motion is
+    a thin line with dots, drawn over its truth as a thick light line of the same colour.
 
     Parameters
     ----------
-    uncorrected, corrected : complex images ``(ny, nx)`` (a volume shows its middle slice)
-    motion : (nshot, 3) or (nshot, 6) estimated motion (a stack shows its middle slice's)
-    residual_per_shot : per-shot relative data-consistency residual
-    truth_image, truth_motion : optional ground truth, drawn when given
-    title : figure title
-    uncertainty : optional per-pixel posterior standard deviation (JSMoCo), its own panel
+    uncorrected, corrected : (ny, nx) complex or real array
+        Images; a volume ``(nz, ny, nx)`` or a stack shows its middle slice.
+    motion : (nshot, 3) or (nshot, 6) float array
+        Estimated motion per shot: ``[rot_deg, ty, tx]`` (degrees, pixels) or
+        ``[rz, ry, rx, tz, ty, tx]`` (degrees, voxels); a stack ``(slices, nshot, k)`` shows its
+        middle slice's.
+    residual_per_shot : (nshot,) sequence of float
+        ``||M_s(A x - y)|| / ||M_s y||`` per shot ``s`` (dimensionless, from
+        :func:`mrideblur.estimators.mri_common.residuals`; ``report["residual_per_shot"]``);
+        drawn in percent.
+    truth_image : array like ``corrected``, optional
+        Drawn as a third image when given.
+    truth_motion : array like ``motion``, optional
+        Drawn under the estimate when given.
+    title : str
+        Figure title.
+    uncertainty : array like ``corrected``, optional
+        Per-pixel posterior standard deviation (JSMoCo), its own panel with a colour bar.
+    data_fit : mapping, optional
+        ``report["data_fit"]``: its ``"uncorrected"`` and ``"corrected"`` relative misfits over
+        all shots (``||A x - y|| / ||y||``), when present, are drawn as horizontal lines on the
+        residual panel for reference, and ``"uncorrected_per_shot"`` as a mark over each bar.
 
     Returns
     -------
     matplotlib.figure.Figure
+        With an Agg canvas.  The motion lines carry ``gid`` ``"estimate"`` or ``"truth"``; the
+        motion panels are titled ``"rotation"`` and ``"translation"``, the residual panel
+        ``"data residual per shot"``.
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
-    m = np.asarray(motion)
+    m = np.asarray(motion, dtype=np.float64)
     if m.ndim == 3:
         m = m[m.shape[0] // 2]
-    tm = None if truth_motion is None else np.asarray(truth_motion)
+    tm = None if truth_motion is None else np.asarray(truth_motion, dtype=np.float64)
     if tm is not None and tm.ndim == 3:
         tm = tm[tm.shape[0] // 2]
-    panels = [("uncorrected", uncorrected), ("corrected", corrected)] + ([("truth", truth_image)] if truth_image is not None else [])
+    if tm is not None and tm.shape != m.shape:
+        tm = None
+    panels = [("uncorrected", uncorrected), ("corrected", corrected)]
+    if truth_image is not None:
+        panels.append(("truth", truth_image))
     if uncertainty is not None:
         panels.append(("uncertainty (posterior std)", uncertainty))
-    fig = Figure(figsize=(4 * (len(panels) + 2), 4.2), layout="constrained")
-    axes = fig.subplots(1, len(panels) + 2)
-    for ax, (name, img) in zip(axes, panels):
+
+    fig = Figure(figsize=(max(4.0 * len(panels), 14.0), 8.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.0, 0.95])
+    for ax, (name, img) in zip(np.atleast_1d(top.subplots(1, len(panels))), panels):
         view = _middle(img)  # each panel on its own scale (the estimates' scale is arbitrary)
         unc = name.startswith("uncertainty")
         im = ax.imshow(view, cmap="magma" if unc else "gray", vmin=0, vmax=float(np.percentile(view, 99.5)) or 1.0)
         if unc:
-            fig.colorbar(im, ax=ax, shrink=0.8)
+            top.colorbar(im, ax=ax, shrink=0.8)
         ax.set_title(name)
         ax.axis("off")
+
+    ax_rot, ax_tra, ax_res = bottom.subplots(1, 3)
     shots = np.arange(m.shape[0])
-    ax = axes[len(panels)]
-    nrot = 1 if m.shape[1] == 3 else 3
-    labels = ["rot (deg)"] if nrot == 1 else ["rz (deg)", "ry (deg)", "rx (deg)"]
-    labels += ["ty (px)", "tx (px)"] if nrot == 1 else ["tz (vx)", "ty (vx)", "tx (vx)"]
-    for j, lab in enumerate(labels):
-        line, = ax.plot(shots, m[:, j], "o-", ms=3, label=lab)
+    three_d = m.shape[1] == 6
+    nrot = 3 if three_d else 1
+    unit = "voxels" if three_d else "pixels"
+    names = (["rz", "ry", "rx"] if three_d else ["rotation"]) + (["tz", "ty", "tx"] if three_d else ["ty", "tx"])
+    colors = [f"C{j}" for j in range(m.shape[1])]
+    for ax, cols, what, ylabel in ((ax_rot, range(nrot), "rotation", "rotation (degrees)"),
+                                   (ax_tra, range(nrot, m.shape[1]), "translation", f"translation ({unit})")):
+        handles = []
+        for j in cols:
+            if tm is not None:
+                ax.plot(shots, tm[:, j], color=colors[j], gid="truth", label="_nolegend_", **_TRUTH_STYLE)
+            line, = ax.plot(shots, m[:, j], color=colors[j], gid="estimate", label=names[j], **_ESTIMATE_STYLE)
+            handles.append(line)
+        key_color = "0.4"
+        if len(handles) == 1:  # one component: the legend only says which line is which
+            key_color, handles = handles[0].get_color(), []
         if tm is not None:
-            ax.plot(shots, tm[:, j], "--", color=line.get_color(), lw=1)
-    ax.set_xlabel("shot")
-    ax.set_title("motion (dashed: truth)" if tm is not None else "motion")
-    ax.legend(fontsize=7)
-    ax = axes[-1]
-    ax.bar(np.arange(len(residual_per_shot)), residual_per_shot)
-    ax.set_xlabel("shot")
-    ax.set_title("data residual per shot")
+            handles += [Line2D([], [], color=key_color, **_ESTIMATE_STYLE, label="estimate"),
+                        Line2D([], [], color=key_color, **_TRUTH_STYLE, label="truth")]
+        if handles:
+            ax.legend(handles=handles, fontsize=8)
+        ax.axhline(0.0, color="0.8", lw=0.8, zorder=0)
+        ax.set_title(what)
+        ax.set_xlabel("shot (acquisition order)")
+        ax.set_ylabel(ylabel)
+        ax.set_xticks(shots if len(shots) <= 16 else shots[:: int(np.ceil(len(shots) / 16))])
+
+    res = 100.0 * np.asarray(residual_per_shot, dtype=np.float64)
+    ax_res.bar(np.arange(len(res)), res, color="C0", label="corrected, per shot")
+    fit = data_fit or {}
+    levels = [float(np.max(res, initial=0.0))]
+    before = fit.get("uncorrected_per_shot")
+    if before is not None and len(before) == len(res):
+        before = 100.0 * np.asarray(before, dtype=np.float64)
+        ax_res.plot(np.arange(len(res)), before, "_", ms=14, mew=2, color="0.35", label="uncorrected, per shot")
+        levels.append(float(np.max(before, initial=0.0)))
+    for key, style in (("uncorrected", {"color": "0.35", "ls": "--"}), ("corrected", {"color": "C3", "ls": ":"})):
+        value = fit.get(key)
+        if isinstance(value, (int, float)) and np.isfinite(value):
+            ax_res.axhline(100.0 * value, lw=1.5, label=f"{key}, all shots: {100.0 * value:.1f} %", **style)
+            levels.append(100.0 * value)
+    if len(levels) > 1:  # room above the bars for the legend
+        ax_res.set_ylim(0.0, 1.45 * max(levels) or 1.0)
+        ax_res.legend(fontsize=8, loc="upper left")
+    ax_res.set_title("data residual per shot")
+    ax_res.set_xlabel("shot (acquisition order)")
+    bottom.supxlabel(RESIDUAL_NOTE, x=0.995, ha="right", fontsize=8, color="0.3")
+    ax_res.set_ylabel(RESIDUAL_LABEL)
+    ax_res.set_xticks(shots if len(shots) <= 16 else shots[:: int(np.ceil(len(shots) / 16))])
     if title:
         fig.suptitle(title)
     return fig

@@ -273,12 +273,22 @@ def test_demo_command_wiring(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(mrideblur.demo, "run_demo", fake_run_demo)
     assert main(["demo", "--out", str(tmp_path / "d"), "--quick"]) == 0
     assert calls == {"out_dir": tmp_path / "d", "quick": True}
-    assert f"figure: {tmp_path / 'd' / 'demo.png'}" in capsys.readouterr().out
+    assert f"output: {tmp_path / 'd'}" in capsys.readouterr().out
 
 
-def test_demo_quick_end_to_end(tmp_path):
-    """The real quick demo (about 2 s): every method is scored and the figure written."""
-    assert main(["demo", "--quick", "--out", str(tmp_path), "--quiet"]) == 0
+def test_demo_quick_end_to_end(tmp_path, capsys):
+    """The real quick demo (about 25 s): every method is scored, the figures written, the
+    summary printed, and every stage's bar labelled and ended at 100 %."""
+    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    for label in ("blurred input", "inverse filter", "Wiener", "hyper-Laplacian", "blind MAP", "blind VB",
+                  "uncorrected ->", "motion error", "data fit", f"output: {tmp_path}"):
+        assert label in out, label
+    assert str(tmp_path / "demo.png") not in out  # the directory, not every file
+    for stage in ("blur", "inverse", "wiener", "hyper-laplacian", "blind MAP", "blind VB", "figure",
+                  "MRI simulation", "aligned-SENSE correction"):
+        assert f"demo: {stage}: 100%" in err, stage
+    assert (tmp_path / "mri" / "report.png").is_file()
     report = json.loads((tmp_path / "demo_report.json").read_text())
     psnr_db = report["psnr_db"]
     assert set(psnr_db) == {"blurred", "inverse", "wiener", "hyper-laplacian", "map", "vb"}

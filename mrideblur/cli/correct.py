@@ -111,7 +111,8 @@ def cmd_correct(args: argparse.Namespace) -> int:
     report.update(correction_scores(result, truth, truth_motion if truth is not None else None))
     title = f"{path.name}: {args.method}" + (f" ({args.coils} coils)" if "coils" in settings else "")
     fig = correction_figure(result.uncorrected, result.image, result.motion, report["residual_per_shot"],
-                            truth_image=truth, truth_motion=truth_motion, title=title, uncertainty=result.uncertainty)
+                            truth_image=truth, truth_motion=truth_motion, title=title, uncertainty=result.uncertainty,
+                            data_fit=report.get("data_fit"))
     written = write_correction_outputs(args.out, result.image, result.motion, result.sens, report,
                                        voxel_size_mm=case.voxel_size_mm, figure=fig, uncertainty=result.uncertainty)
     print("\n".join(correction_summary(report, args.out, list(written.values()))))

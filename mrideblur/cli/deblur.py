@@ -276,6 +276,8 @@ def cmd_deblur(args: argparse.Namespace) -> int:
         "slices": slices,
     }
     outputs["report"] = write_json(out_dir / "report.json", report)
-    for name, path in outputs.items():
-        print(f"{name}: {path}")
+    what = (f"blind, {kernels[0].shape[0]}-pixel kernel estimated" if blind else "known kernel")
+    print(f"{args.method} ({what}): {len(results) if meta['kind'] == 'nifti' else 1} image(s) of "
+          f"{'x'.join(str(n) for n in stack.shape[1:])} pixels, {report['seconds']:.1f} s")
+    print(f"outputs in {out_dir}: {', '.join(p.name for p in outputs.values())}")
     return 0

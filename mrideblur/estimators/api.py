@@ -25,7 +25,7 @@ from ..physics.shots import validate_shot_index
 from ..threads import with_threads
 from .base import CancelFn, ProgressFn, Result
 from .catalogue import find
-from .mri_common import data_misfit
+from .mri_common import residuals
 from .sense import check_kspace, sense_recon
 
 __all__ = ["blind_deconvolve", "correct", "correct_magnitude_image", "deconvolve"]
@@ -105,8 +105,11 @@ def _correct_one(y: np.ndarray, si: np.ndarray, sens: np.ndarray | None, method:
     t = time.perf_counter()
     uncorrected = res.image if method == "none" else sense_recon(y, si, res.sens, None, max_iter=30)
     corrected = res.report["data_misfit"]
-    fit = {"uncorrected": corrected if method == "none" else data_misfit(y, si, res.sens, None, uncorrected),
-           "corrected": corrected}
+    if method == "none":
+        total, per_shot = corrected, list(res.report["residual_per_shot"])
+    else:
+        total, per_shot = residuals(y, si, res.sens, None, uncorrected)
+    fit = {"uncorrected": total, "corrected": corrected, "uncorrected_per_shot": per_shot}
     fit["improved"] = bool(fit["corrected"] < fit["uncorrected"]) if method != "none" else None
     res.report["data_fit"] = fit
     res.report.setdefault("seconds", {})["uncorrected"] = time.perf_counter() - t
