@@ -131,15 +131,18 @@ def correction_figure(uncorrected: np.ndarray, corrected: np.ndarray, motion: np
         ax.set_ylabel(ylabel)
         ax.set_xticks(shots if len(shots) <= 16 else shots[:: int(np.ceil(len(shots) / 16))])
 
-    res = 100.0 * np.asarray(residual_per_shot, dtype=np.float64)
-    ax_res.bar(np.arange(len(res)), res, color="C0", label="corrected, per shot")
+    res = 100.0 * np.asarray(residual_per_shot, dtype=np.float64)  # None (a rejected shot) -> nan
+    ax_res.bar(np.arange(len(res)), np.nan_to_num(res), color="C0", label="corrected, per shot")
     fit = data_fit or {}
-    levels = [float(np.max(res, initial=0.0))]
+    levels = [float(np.nanmax(res, initial=0.0))]
     before = fit.get("uncorrected_per_shot")
     if before is not None and len(before) == len(res):
         before = 100.0 * np.asarray(before, dtype=np.float64)
         ax_res.plot(np.arange(len(res)), before, "_", ms=14, mew=2, color="0.35", label="uncorrected, per shot")
-        levels.append(float(np.max(before, initial=0.0)))
+        levels.append(float(np.nanmax(before, initial=0.0)))
+    for j, s in enumerate(fit.get("rejected_shots") or []):
+        ax_res.axvspan(s - 0.45, s + 0.45, color="C3", alpha=0.25, lw=0,
+                       label="rejected (lines re-filled by SENSE)" if j == 0 else None)
     for key, style in (("uncorrected", {"color": "0.35", "ls": "--"}), ("corrected", {"color": "C3", "ls": ":"})):
         value = fit.get(key)
         if isinstance(value, (int, float)) and np.isfinite(value):

@@ -244,10 +244,15 @@ def correction_summary(report: Mapping[str, Any], out_dir: str | Path, files: Se
         verdict = {True: "improved", False: "NOT improved"}.get(fit.get("improved"), "")
         lines.append(f"data misfit ||A x - y|| / ||y||: uncorrected {fit['uncorrected']:.4f}, corrected "
                      f"{fit['corrected']:.4f}" + (f" ({verdict})" if verdict else ""))
+        if fit.get("kept_uncorrected"):
+            lines.append("the uncorrected image was kept (the estimate is in report.json, 'rejected_motion')")
     elif fit.get("improved") is not None:
         bad = fit.get("slices_not_improved") or []
         lines.append("data misfit: lower than uncorrected in every slice" if not bad else
                      f"data misfit: NOT lower than uncorrected in slices {bad}")
+    if fit.get("rejected_shots"):
+        lines.append(f"shots rejected as inconsistent with the model (lines re-filled by SENSE): "
+                     f"{fit['rejected_shots']}")
     if "psnr_db" in report:
         p = report["psnr_db"]
         lines.append(f"PSNR vs truth: uncorrected {p['uncorrected']:.2f} dB, corrected {p['corrected']:.2f} dB")

@@ -14,8 +14,6 @@ lists the method's options) and calls its run function.  Users reach them as
 
 from __future__ import annotations
 
-import time
-import warnings
 from typing import Any
 
 import numpy as np
@@ -25,8 +23,8 @@ from ..physics.shots import validate_shot_index
 from ..threads import with_threads
 from .base import CancelFn, ProgressFn, Result
 from .catalogue import find
-from .mri_common import residuals
-from .sense import check_kspace, sense_recon
+from .safeguards import safeguard
+from .sense import check_kspace
 
 __all__ = ["blind_deconvolve", "correct", "correct_magnitude_image", "deconvolve"]
 
@@ -98,33 +96,16 @@ def blind_deconvolve(blurred: np.ndarray, kernel_size: int, method: str = "vb", 
 
 
 def _correct_one(y: np.ndarray, si: np.ndarray, sens: np.ndarray | None, method: str, options,
-                 progress: ProgressFn | None, cancel: CancelFn | None) -> Result:
+                 progress: ProgressFn | None, cancel: CancelFn | None, safeguards: dict[str, bool]) -> Result:
     entry = find("kspace", method)
     res = entry.run_function()(y, si, sens, options, progress, cancel)
-    # Never a worse image silently: compare the data fit with that of no correction (same maps).
-    t = time.perf_counter()
-    uncorrected = res.image if method == "none" else sense_recon(y, si, res.sens, None, max_iter=30)
-    corrected = res.report["data_misfit"]
-    if method == "none":
-        total, per_shot = corrected, list(res.report["residual_per_shot"])
-    else:
-        total, per_shot = residuals(y, si, res.sens, None, uncorrected)
-    fit = {"uncorrected": total, "corrected": corrected, "uncorrected_per_shot": per_shot}
-    fit["improved"] = bool(fit["corrected"] < fit["uncorrected"]) if method != "none" else None
-    res.report["data_fit"] = fit
-    res.report.setdefault("seconds", {})["uncorrected"] = time.perf_counter() - t
-    res.uncorrected = uncorrected
-    if fit["improved"] is False:
-        warnings.warn(f"correct(method={method!r}): the corrected data misfit {fit['corrected']:.4f} is not "
-                      f"below the uncorrected one {fit['uncorrected']:.4f}; the motion estimate is likely wrong "
-                      "(report['data_fit'])", RuntimeWarning, stacklevel=3)
-    return res
+    return safeguard(y, si, res, method, stacklevel=4, **safeguards)  # never a worse image silently
 
 
 @with_threads
 def correct(kspace: np.ndarray, shot_index: np.ndarray, method: str = "aligned-sense", sens: np.ndarray | None = None,
-            *, stack: bool | None = None, progress: ProgressFn | None = None, cancel: CancelFn | None = None,
-            **options: Any) -> Result:
+            *, stack: bool | None = None, reject_shots: bool = True, keep_uncorrected: bool = True,
+            progress: ProgressFn | None = None, cancel: CancelFn | None = None, **options: Any) -> Result:
     """Correct rigid motion in multi-shot, multi-coil k-space: ``y_s = M_s F S T(theta_s) x + n``.
 
     Parameters
@@ -143,6 +124,12 @@ def correct(kspace: np.ndarray, shot_index: np.ndarray, method: str = "aligned-s
         Force a 4D ``kspace`` to be read as a stack of slices (default: 4D with a 1D shot map is
         a stack, with a 2D ``(kz, ky)`` map a 3D volume).  Slices are corrected one by one, each
         with its own motion.
+    reject_shots : bool
+        Drop shots whose residual stays far above the noise floor after the correction (their
+        lines are re-filled by SENSE from the others; :mod:`mrideblur.estimators.safeguards`).
+    keep_uncorrected : bool
+        When the correction does not lower the data misfit, return the uncorrected image (and
+        zero motion; the estimate goes to ``report["rejected_motion"]``).
     progress : callable(step, total, message), optional
     cancel : callable() -> bool, optional
         Polled about every 5 iterations; True stops at once and returns the current estimate
@@ -160,11 +147,14 @@ def correct(kspace: np.ndarray, shot_index: np.ndarray, method: str = "aligned-s
         ``(slices, nshot, 3)`` for a stack; degrees and pixels, shot 0 zero), ``sens``,
         ``uncertainty`` (JSMoCo with ``nsamples > 1``), ``uncorrected`` (SENSE with the same maps
         and no motion) and ``report`` with ``residual_per_shot`` and ``data_fit`` — the relative
-        data misfit corrected against uncorrected; when the correction does not lower it,
-        ``data_fit["improved"]`` is False and a ``RuntimeWarning`` says so.
+        data misfit corrected against uncorrected, the rejected shots and each shot's residual
+        energy against the noise floor; when the correction does not lower the misfit,
+        ``data_fit["improved"]`` is False, a ``RuntimeWarning`` says so and (by default) the
+        uncorrected image is returned.
     """
     entry = find("kspace", method)
     opts = entry.make_options(**options)
+    guards = {"reject_shots": bool(reject_shots), "keep_uncorrected": bool(keep_uncorrected)}
     y = check_kspace(kspace)
     si = np.asarray(shot_index)
     if stack is None:
@@ -173,7 +163,7 @@ def correct(kspace: np.ndarray, shot_index: np.ndarray, method: str = "aligned-s
         si = validate_shot_index(si, y.shape[1:-1])
         if sens is not None:
             sens = check_sens(sens, y.shape)
-        return _correct_one(y, si, sens, method, opts, progress, cancel)
+        return _correct_one(y, si, sens, method, opts, progress, cancel, guards)
     if y.ndim != 4:
         raise ValueError(f"kspace: a stack must be (slices, coils, ky, kx), got shape {y.shape}")
     si = validate_shot_index(si, (y.shape[-2],))
@@ -183,7 +173,7 @@ def correct(kspace: np.ndarray, shot_index: np.ndarray, method: str = "aligned-s
     n = y.shape[0]
     for i in range(n):
         sub = None if progress is None else (lambda s, t, m, i=i: progress(i * t + s, n * t, f"slice {i + 1}/{n}: {m}"))
-        results.append(_correct_one(y[i], si, None if sens is None else sens[i], method, opts, sub, cancel))
+        results.append(_correct_one(y[i], si, None if sens is None else sens[i], method, opts, sub, cancel, guards))
         if results[-1].cancelled:
             break
     report = dict(results[0].report)
@@ -191,7 +181,9 @@ def correct(kspace: np.ndarray, shot_index: np.ndarray, method: str = "aligned-s
     report["cancelled"] = any(r.cancelled for r in results)
     fits = [r.report["data_fit"]["improved"] for r in results]
     report["data_fit"] = {"improved": None if method == "none" else all(fits), "slices_not_improved":
-                          [i for i, f in enumerate(fits) if f is False]}
+                          [i for i, f in enumerate(fits) if f is False],
+                          "slices_with_rejected_shots": [i for i, r in enumerate(results)
+                                                         if r.report["data_fit"].get("rejected_shots")]}
     unc = [r.uncertainty for r in results]
     return Result(image=np.stack([r.image for r in results]), motion=np.stack([r.motion for r in results]),
                   sens=np.stack([r.sens for r in results]), report=report, history=report.get("history", {}),

@@ -1,0 +1,156 @@
+r"""What every k-space correction passes through before it is returned: never a worse image silently.
+
+Two checks run after the estimator (:func:`mrideblur.mri.correct` calls :func:`safeguard`):
+
+1. **Shots the model cannot explain.**  Each shot's residual energy per acquired sample,
+
+   .. math:: e_s = \frac{\|M_s (A(\theta) x - y)\|^2}{n_s},
+
+   is compared with the noise floor, the lower quartile of all ``e_s`` (most shots are
+   explained down to the noise; the quartile is robust to the few that are not).  A shot above
+   ``OUTLIER_FACTOR`` times the floor — through-plane motion, a shot that moved during its own
+   acquisition, a spike — is **rejected**: its lines count as not acquired, and the image is
+   re-solved from the others with their estimated motion (CG-SENSE, 30 iterations; the coils'
+   redundancy fills the gap).  One shot at a time, the worst first, then the energies are
+   looked at again (a bad shot also raises its neighbours' residual through the shared image).
+   Never the shot that owns the k-space centre, and at most a quarter of the shots.  On simulated 96x96, 8-coil, 16-shot interleaved cases with one shot's
+   data taken from a slice 6% of the head away, that shot stood at 7-9x the floor and its
+   neighbours at 2-4x; rejecting it raised the PSNR from 29.6 to 34.9 dB and from 30.0 to
+   36.0 dB (two anatomies), and no shot passed 1.1x in the clean cases.
+
+2. **Better than no correction.**  The relative data misfit ``||A x - y|| / ||y||`` of the
+   result is compared with that of the uncorrected image (SENSE, no motion, same coil maps), on
+   the same lines (the kept ones).  When the correction does not lower it, the uncorrected
+   image is returned (``keep_uncorrected=True``, the default), the estimate's motion goes to
+   the report, and a ``RuntimeWarning`` says so.
+
+What the data misfit cannot see: when the unknowns can explain the data in more than one way (a
+sequential shot ordering with coils estimated jointly fits the data down to the noise with a
+wrong motion, measured), a low misfit does not mean a right image.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..physics.multishot import MultiShotSense
+from ..physics.shots import count_shots
+from .base import Result
+from .mri_common import residuals
+from .sense import sense_recon
+
+__all__ = ["OUTLIER_FACTOR", "drop_shots", "safeguard", "shot_residual_energy"]
+
+#: A shot whose residual energy per sample exceeds this many times the noise floor is rejected.
+OUTLIER_FACTOR = 5.0
+#: At most this share of the shots is rejected (more means the model, not the shots, is wrong).
+MAX_REJECTED = 0.25
+
+
+def shot_residual_energy(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray, motion: np.ndarray | None,
+                         image: np.ndarray) -> np.ndarray:
+    """Mean ``|A x - y|^2`` over each shot's acquired samples (all coils): ``(nshot,)`` float64,
+    in the squared units of ``kspace``."""
+    r = MultiShotSense(sens, shot_index, motion)(image) - kspace
+    power = np.sum(np.abs(r) ** 2, axis=(0, -1))  # per phase-encode line (or (kz, ky) point)
+    counts = r.shape[0] * r.shape[-1]
+    nshot = count_shots(shot_index)
+    return np.array([power[shot_index == s].sum() / max(counts * int((shot_index == s).sum()), 1)
+                     for s in range(nshot)], dtype=np.float64)
+
+
+def drop_shots(shot_index: np.ndarray, motion: np.ndarray, shots: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The shot map and motion table without ``shots``: their lines become ``-1`` (not acquired)
+    and the remaining shots are renumbered ``0 .. nshot - len(shots) - 1`` in order."""
+    nshot = count_shots(shot_index)
+    keep = [s for s in range(nshot) if s not in set(shots)]
+    remap = np.full(nshot + 1, -1, dtype=np.int64)  # index -1 (not acquired) maps to the last entry
+    remap[keep] = np.arange(len(keep))
+    return remap[np.asarray(shot_index)], np.asarray(motion)[keep]
+
+
+def _spread(values: list[float], dropped: list[int], nshot: int) -> list[float | None]:
+    """Per-kept-shot values back on the original shot numbers, ``None`` for the dropped shots."""
+    it = iter(values)
+    return [None if s in dropped else float(next(it)) for s in range(nshot)]
+
+
+def safeguard(kspace: np.ndarray, shot_index: np.ndarray, res: Result, method: str, *, reject_shots: bool = True,
+              keep_uncorrected: bool = True, stacklevel: int = 3) -> Result:
+    """Reject inconsistent shots, then compare the data fit with no correction (module notes).
+
+    Parameters
+    ----------
+    kspace : (coils, ky, kx) or (coils, kz, ky, kx) complex
+    shot_index : (ky,) or (kz, ky) int
+    res : the estimator's Result (``image``, ``motion``, ``sens``, ``report``)
+    method : the catalogue name (``"none"`` only gets its uncorrected image)
+    reject_shots, keep_uncorrected : bool
+        Switch check 1 off; return the estimate even when it fits the data worse.
+
+    Returns
+    -------
+    Result
+        ``res`` with ``uncorrected`` set and ``report["data_fit"]``: ``uncorrected``,
+        ``corrected`` (relative misfits on the kept lines), ``improved``,
+        ``uncorrected_per_shot``, ``rejected_shots``, ``shot_energy_vs_floor``,
+        ``kept_uncorrected``.  After a rejection the image and ``residual_per_shot`` are those
+        of the re-solve; ``motion`` keeps every shot's estimate.
+    """
+    from .aligned_sense import reference_shot
+
+    t = time.perf_counter()
+    uncorrected = res.image if method == "none" else sense_recon(kspace, shot_index, res.sens, None, max_iter=30)
+    res.uncorrected = uncorrected
+    seconds = res.report.setdefault("seconds", {})
+    if method == "none":
+        res.report["data_fit"] = {"uncorrected": res.report["data_misfit"], "corrected": res.report["data_misfit"],
+                                  "improved": None, "uncorrected_per_shot": list(res.report["residual_per_shot"])}
+        seconds["uncorrected"] = time.perf_counter() - t
+        return res
+    si, motion = np.asarray(shot_index), np.asarray(res.motion)
+    fit: dict[str, Any] = {"rejected_shots": [], "rule": f"shot energy per sample > {OUTLIER_FACTOR:g} x the "
+                           f"lower quartile of all shots (at most {MAX_REJECTED:.0%}, never the centre shot)"}
+    if reject_shots and count_shots(si) >= 4:
+        nshot, ref = count_shots(si), reference_shot(si)
+        original = list(range(nshot))  # original number of each shot in the current (renumbered) map
+        image, kept_motion, bad = res.image, motion, []
+        while len(bad) < int(MAX_REJECTED * nshot):  # the worst shot first, then look again
+            energy = shot_residual_energy(kspace, si, res.sens, kept_motion, image)
+            floor = float(np.percentile(energy, 25))
+            if not bad:
+                fit["shot_energy_vs_floor"] = (energy / floor).round(3).tolist() if floor > 0 else None
+            worst = int(np.argmax(np.where(np.array(original) == ref, -np.inf, energy)))
+            if not floor > 0 or energy[worst] <= OUTLIER_FACTOR * floor:
+                break
+            bad.append(original.pop(worst))
+            si, kept_motion = drop_shots(si, kept_motion, [worst])
+            image = sense_recon(kspace, si, res.sens, kept_motion, max_iter=30, x0=image).astype(np.complex64)
+        if bad:
+            res.image = image
+            fit["rejected_shots"] = sorted(bad)
+            total, per_shot = residuals(kspace, si, res.sens, kept_motion, res.image)
+            res.report["data_misfit"] = total
+            res.report["residual_per_shot"] = _spread(per_shot, bad, nshot)
+    before, before_per_shot = residuals(kspace, si, res.sens, None, uncorrected)
+    after = res.report["data_misfit"]
+    if fit["rejected_shots"]:
+        before_per_shot = _spread(before_per_shot, fit["rejected_shots"], count_shots(shot_index))
+    fit.update(uncorrected=before, corrected=after, improved=bool(after < before),
+               uncorrected_per_shot=before_per_shot, kept_uncorrected=False)
+    if not fit["improved"]:
+        msg = (f"correct(method={method!r}): the corrected data misfit {after:.4f} is not below the uncorrected one "
+               f"{before:.4f}; the motion estimate is likely wrong")
+        if keep_uncorrected:
+            res.report["rejected_motion"] = np.asarray(res.motion).tolist()
+            res.image, res.motion = uncorrected, np.zeros_like(np.asarray(res.motion))
+            fit["kept_uncorrected"] = True
+            msg += ": the uncorrected image is returned (report['data_fit'], report['rejected_motion'])"
+        warnings.warn(msg, RuntimeWarning, stacklevel=stacklevel)
+    res.report["data_fit"] = fit
+    seconds["safeguards"] = time.perf_counter() - t
+    return res

@@ -1,0 +1,87 @@
+"""The safeguards every k-space correction passes through (mrideblur.estimators.safeguards):
+a shot the model cannot explain is found and re-filled; a correction that fits the data worse
+than none is not returned."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mrideblur.estimators.base import Result
+from mrideblur.estimators.mri_common import residuals
+from mrideblur.estimators.safeguards import drop_shots, safeguard, shot_residual_energy
+from mrideblur.estimators.sense import sense_recon
+from mrideblur.io.anatomy import mni_slice
+from mrideblur.metrics import psnr
+from mrideblur.mri import simulate
+
+N = 64
+
+
+def _oracle(kspace, case, motion=None):
+    """A Result as an estimator would return it, here with the true coils and the given motion."""
+    motion = case.truth["motion"] if motion is None else motion
+    sens = case.truth["sens"]
+    image = sense_recon(kspace, case.shot_index, sens, motion, max_iter=30)
+    total, per_shot = residuals(kspace, case.shot_index, sens, motion, image)
+    return Result(image=image, motion=np.array(motion), sens=sens,
+                  report={"data_misfit": total, "residual_per_shot": per_shot})
+
+
+@pytest.fixture(scope="module")
+def cases():
+    """A 16-shot interleaved scan, and the same scan with shot 11 seeing a neighbouring slice
+    (through-plane motion: data no in-plane motion can explain)."""
+    case = simulate(mni_slice("sagittal", 0.5, N), ncoil=8, nshot=16, ordering="interleaved", seed=2)
+    other = simulate(mni_slice("sagittal", 0.56, N), ncoil=8, nshot=16, ordering="interleaved", seed=2)
+    bad = case.kspace.copy()
+    lines = case.shot_index == 11
+    bad[:, lines, :] = other.kspace[:, lines, :]
+    return case, bad
+
+
+def test_drop_shots_renumbers_the_rest_and_keeps_their_motion():
+    si = np.array([0, 1, 2, 3, -1, 0, 1, 2, 3])
+    motion = np.arange(12.0).reshape(4, 3)
+    si2, m2 = drop_shots(si, motion, [1])
+    np.testing.assert_array_equal(si2, [0, -1, 1, 2, -1, 0, -1, 1, 2])
+    np.testing.assert_array_equal(m2, motion[[0, 2, 3]])
+
+
+def test_an_inconsistent_shot_is_rejected_and_the_image_improves(cases):
+    case, bad = cases
+    truth = case.truth["image"]
+    energy = shot_residual_energy(bad, case.shot_index, case.truth["sens"], case.truth["motion"],
+                                  _oracle(bad, case).image)
+    assert int(np.argmax(energy)) == 11 and energy[11] > 5 * np.percentile(energy, 25)
+    kept = safeguard(bad, case.shot_index, _oracle(bad, case), "aligned-sense", reject_shots=False)
+    fixed = safeguard(bad, case.shot_index, _oracle(bad, case), "aligned-sense")
+    assert fixed.report["data_fit"]["rejected_shots"] == [11]
+    assert fixed.report["residual_per_shot"][11] is None and fixed.report["data_fit"]["improved"]
+    gain = psnr(fixed.image, truth, fit_scale=True) - psnr(kept.image, truth, fit_scale=True)
+    assert gain > 2.0, gain
+    assert fixed.motion.shape == (16, 3)  # every shot's estimate is still reported
+
+
+def test_a_clean_scan_loses_no_shot(cases):
+    case, _ = cases
+    res = safeguard(case.kspace, case.shot_index, _oracle(case.kspace, case), "aligned-sense")
+    fit = res.report["data_fit"]
+    assert fit["rejected_shots"] == [] and max(fit["shot_energy_vs_floor"]) < 2.0 and fit["improved"]
+
+
+def test_a_correction_worse_than_none_returns_the_uncorrected_image(cases):
+    case, _ = cases
+    wrong = np.random.default_rng(0).uniform(-8, 8, case.truth["motion"].shape)
+    wrong[0] = 0
+    with pytest.warns(RuntimeWarning, match="uncorrected image is returned"):
+        res = safeguard(case.kspace, case.shot_index, _oracle(case.kspace, case, wrong), "aligned-sense",
+                        reject_shots=False)
+    fit = res.report["data_fit"]
+    assert fit["improved"] is False and fit["kept_uncorrected"] and fit["corrected"] > fit["uncorrected"]
+    assert res.image is res.uncorrected and not np.any(res.motion)
+    np.testing.assert_allclose(res.report["rejected_motion"], wrong)
+    with pytest.warns(RuntimeWarning, match="likely wrong"):
+        raw = safeguard(case.kspace, case.shot_index, _oracle(case.kspace, case, wrong), "aligned-sense",
+                        reject_shots=False, keep_uncorrected=False)
+    assert raw.image is not raw.uncorrected and np.any(raw.motion)
