@@ -45,7 +45,6 @@ __all__ = [
     "odd_int",
     "one_line",
     "option_names",
-    "positive_int",
     "psnr_pair",
     "quiet_data_fit_warning",
     "summarize_history",
@@ -357,11 +356,6 @@ def _int_at_least(text: str, low: int, what: str) -> int:
     if n < low:
         raise argparse.ArgumentTypeError(f"expected {what}, got {n}")
     return n
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    return _int_at_least(text, 1, "an integer >= 1")
 
 
 def thread_count(text: str) -> int | str:

@@ -19,7 +19,7 @@ from ..physics.multishot import MultiShotSense
 from ..physics.shots import count_shots
 from .base import Options, positive_int
 
-__all__ = ["KSpaceOptions", "data_misfit", "initial_sens", "mri_report", "residuals"]
+__all__ = ["KSpaceOptions", "initial_sens", "mri_report", "residuals"]
 
 
 @dataclass
@@ -64,12 +64,6 @@ def residuals(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray, moti
         m = (shot_index == s)[..., None]
         per_shot.append(float(np.linalg.norm(r * m) / max(np.linalg.norm(kspace * m), 1e-30)))
     return float(np.linalg.norm(r) / max(float(np.linalg.norm(kspace)), 1e-30)), per_shot
-
-
-def data_misfit(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray, motion: np.ndarray | None,
-                image: np.ndarray) -> float:
-    """``||A(motion, sens) x - y|| / ||y||`` over the acquired lines (see :func:`residuals`)."""
-    return residuals(kspace, shot_index, sens, motion, image)[0]
 
 
 def mri_report(method: str, options: Options, kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray,
