@@ -317,7 +317,9 @@ def test_assign_shots_orderings():
     with pytest.raises(ValueError, match="shots: expected an integer 1 .. 8"):
         assign_shots(acq, 9)
     with pytest.raises(ValueError, match="ordering"):
-        assign_shots(acq, 2, "random")
+        assign_shots(acq, 2, "spiral")
+    rnd = assign_shots(acq, 2, "random", seed=3)
+    assert rnd.tolist() == assign_shots(acq, 2, "random", seed=3).tolist() and sorted(np.bincount(rnd[acq])) == [4, 4]
 
 
 # ------------------------------------------------------------------------------ fastMRI
@@ -383,6 +385,13 @@ def test_fastmri_shapes_cropping_and_shots(fastmri_file):
     assert seq.kspace.shape == (1, 4, 32, 32)
     assert seq.shot_index[acquired].tolist() == [(i * 3) // len(acquired) for i in range(len(acquired))]
     np.testing.assert_allclose(seq.kspace[0], case.kspace[1])
+    centric = read_fastmri(path, shots=3, ordering="centre-out", slices=[1])
+    dist = np.abs(np.array(acquired) - 16)
+    assert [dist[centric.shot_index[acquired] == s].max() for s in range(3)] == sorted(
+        dist[centric.shot_index[acquired] == s].max() for s in range(3))  # shot 0 at the centre, then rings
+    assert centric.shot_index[16] == 0 and "centre-out" in centric.attrs["assumed"]
+    with pytest.raises(ValueError, match="checkered"):
+        read_fastmri(path, shots=4, ordering="checkered")
     assert load_case(path, shots=4).kspace.shape == (2, 4, 32, 32)
 
 

@@ -136,3 +136,22 @@ def test_forward_matches_masked_fft_definition(shape, nshot, accel):
     ref = sum(fft(sens * rigid2d(x, theta[s]), 2) * (si == s)[:, None] for s in range(nshot))
     got = MultiShotSense(sens, si, theta)(x)
     assert np.linalg.norm(got - ref) / np.linalg.norm(ref) < 1e-12
+
+
+def test_shot_lines_are_the_shots_rows_of_the_forward_model():
+    """``shot_lines`` under K candidate motions equals the full model's lines of that shot when
+    the shot has that motion; ``shot_data`` picks the same rows of the measured k-space."""
+    sens, si, theta, x, _ = _setup((33, 30), 5, dtype=np.complex128, accel=2)
+    T = MultiShotSenseTorch(si, 2, dtype=torch.complex128)
+    xs, S, th = torch.from_numpy(x), torch.from_numpy(sens), torch.from_numpy(theta)
+    shot = 3
+    cands = th[shot][None] + torch.tensor([[0.0, 0, 0], [5.0, -1.5, 2.0]], dtype=torch.float64)
+    lines = T.shot_lines(xs, cands, S, shot)
+    n = int((si == shot).sum())
+    for k in range(2):
+        th_k = th.clone()
+        th_k[shot] = cands[k]
+        full = T(xs, th_k, S)
+        np.testing.assert_allclose(lines[k, :, :n].numpy(), full[:, si == shot].numpy(), atol=1e-10)
+        np.testing.assert_allclose(T.shot_data(full, shot)[:, :n].numpy(), full[:, si == shot].numpy())
+    assert not lines[:, :, n:].abs().any()  # padding rows

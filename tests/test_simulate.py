@@ -45,6 +45,31 @@ def test_shot_maps():
     assert m.shape == (6, 8, 12) and np.all(m.sum(0) == 1)
 
 
+def test_centre_out_and_checkered_shot_maps():
+    # centre-out: rings by |ky - N//2|, negative side first on ties, in equal blocks
+    s = make_shot_index(8, 4, "centre-out")
+    np.testing.assert_array_equal(s, [3, 2, 1, 0, 0, 1, 2, 3])
+    s = make_shot_index(64, 8, "centre-out", accel=2, acs=16)
+    d = np.abs(np.arange(64) - 32)
+    acq = s >= 0
+    assert np.all(np.diff([d[acq & (s == k)].max() for k in range(8)]) > 0)  # shot k owns a ring further out
+    assert sorted(np.bincount(s[acq])) == [5] * 8
+    # checkered: a 4 x 4 checkerboard of 16 shots over (kz, ky), every shot a regular sub-lattice
+    s3 = make_shot_index((8, 12), 16, "checkered")
+    kz, ky = np.indices((8, 12))
+    np.testing.assert_array_equal(s3, (kz % 4) * 4 + ky % 4)
+    s3 = make_shot_index((32, 32), 16, "checkered", accel=2, acs=8)
+    acq = s3 >= 0
+    assert np.all(np.bincount(s3[acq]) >= acq.sum() // 16 - 8)  # balanced under undersampling too
+    for shot in range(16):  # every shot spans the whole plane
+        z, y = np.nonzero(s3 == shot)
+        assert np.ptp(z) >= 24 and np.ptp(y) >= 24
+    with pytest.raises(ValueError, match="checkered.*2D"):
+        make_shot_index(32, 4, "checkered")
+    c3 = make_shot_index((9, 9), 4, "centre-out")
+    assert c3[4, 4] == 0 and set(c3[[0, 0, 8, 8], [0, 8, 0, 8]]) == {3}  # corners last
+
+
 @pytest.mark.parametrize("bad, match", [(np.zeros(5), "shape"), (np.array([0, 1, 3, 1]), "missing"), (np.array([0, -3, 1, 1]), "below -1"), (np.full(4, -1), "no acquired")])
 def test_validate_shot_index(bad, match):
     with pytest.raises(ValueError, match=match):

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..io.atomic import full_suffix
+from ..io.shot_order import SHOT_ORDERINGS
 from ..shell import ProgressBar, add_command, check_out_dir
 from .assemble import assemble, clean_temporaries, task_specs
 from .options import DONE, EXIT_FAILED_ROWS, MOTION_MODELS, NIFTI_METHODS, NIFTI_SUFFIXES, BatchOptions, Study
@@ -40,9 +41,10 @@ def add_correction_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shots", type=int, default=None,
                    help="NIfTI/fastMRI/ISMRMRD: number of shots (required: these files do not store it; a case .h5 "
                         "has its shot map)")
-    p.add_argument("--ordering", choices=("interleaved", "sequential"), default=None,
+    p.add_argument("--ordering", choices=SHOT_ORDERINGS, default=None,
                    help="NIfTI/fastMRI/ISMRMRD: shot ordering (required, like --shots): interleaved = shot s "
-                        "acquires lines s, s + shots, ...; sequential = contiguous blocks")
+                        "acquires lines s, s + shots, ...; sequential = contiguous blocks; centre-out = rings "
+                        "from the k-space centre; checkered = a (kz, ky) checkerboard (3D k-space)")
     p.add_argument("--coils", choices=COILS, default="joint",
                    help="k-space methods: coil maps by ESPIRiT on the corrupted data, or re-estimated with the motion")
     p.add_argument("--max-iter", type=int, default=None,

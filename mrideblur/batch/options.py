@@ -55,7 +55,7 @@ class BatchOptions:
         NIfTI volumes: array axis across which the 2D slices lie.
     shots : int or None
         NIfTI, fastMRI, ISMRMRD: number of shots (these files do not store it; required for them).
-    ordering : {"interleaved", "sequential"} or None
+    ordering : {"interleaved", "sequential", "centre-out", "checkered"} or None
         NIfTI, fastMRI, ISMRMRD: shot ordering (required for them, like ``shots``).
     coils : {"espirit", "joint"}
         k-space methods: coil maps.

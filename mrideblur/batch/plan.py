@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..io.atomic import full_suffix
+from ..io.shot_order import SHOT_ORDERINGS
 from ..shell import one_line
 from .options import (
     HDF5_SUFFIXES,
@@ -158,8 +159,8 @@ def _check_options(st: Study) -> None:
             raise ValueError(f"{st.input}: a {what} does not record which phase-encode lines each shot "
                              f"acquired; give {' and '.join(missing)} (manifest columns 'shots', 'ordering'), "
                              f"e.g. --shots 16 --ordering sequential")
-    if o.ordering is not None and o.ordering not in ("interleaved", "sequential"):
-        raise ValueError(f"{st.input}: ordering: expected 'interleaved' or 'sequential', got {o.ordering!r}")
+    if o.ordering is not None and o.ordering not in SHOT_ORDERINGS:
+        raise ValueError(f"{st.input}: ordering: expected one of {SHOT_ORDERINGS}, got {o.ordering!r}")
     if st.kind == "nifti":
         if o.method not in NIFTI_METHODS:
             raise ValueError(f"{st.input}: a NIfTI image holds no raw k-space; method {o.method!r} needs it "

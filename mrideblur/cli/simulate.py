@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import is_nifti, read_image, read_nifti
+from ..io.shot_order import ORDERINGS
 from ..shell import add_command
 
 __all__ = ["BUILTIN_ANATOMY", "add_parser", "cmd_simulate"]
@@ -29,8 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--volume", action="store_true", help="NIfTI: simulate the whole 3D volume (6-DOF motion)")
     p.add_argument("--coils", type=int, default=8, help="receive coils (channels) of the simulated array")
     p.add_argument("--shots", type=int, default=16, help="shots (segments); each acquires its own phase-encode lines")
-    p.add_argument("--ordering", choices=("interleaved", "sequential", "random"), default="interleaved",
-                   help="which lines each shot acquires: every shots-th line, contiguous blocks, or at random")
+    p.add_argument("--ordering", choices=ORDERINGS, default="interleaved",
+                   help="which lines each shot acquires: every shots-th line, contiguous blocks, rings from the "
+                        "centre out, a (kz, ky) checkerboard (3D), or at random")
     p.add_argument("--accel", type=int, default=1, help="acceleration R outside the ACS lines")
     p.add_argument("--acs", type=int, default=24, help="fully sampled centre lines")
     p.add_argument("--motion", choices=("random", "step", "drift", "periodic", "none"), default="random",

@@ -39,92 +39,25 @@ from ..physics.motion import rigid2d_batch, rigid3d_batch
 from ..physics.shots import count_shots
 from .base import CancelFn, ProgressFn, Result, one_of, positive_int
 from .mri_common import KSpaceOptions, initial_sens, mri_report
+from .kspace_grid import crop_slices as _crop_slices
+from .kspace_grid import rebase_motion, reference_shot
+from .kspace_grid import resample_image as _resample_image
+from .kspace_grid import subsample_maps as _subsample_maps
 from .sense import sense_recon
+from .shot_search import offset_grid, search_shot_motion
 
 __all__ = ["AlignedSenseOptions", "Level", "coil_images", "fit_coil_coeffs", "joint_motion_lbfgs", "refine_sens", "run"]
 
 
 @dataclass
 class Level:
-    """One resolution level: the central part of k-space kept, and L-BFGS iterations there."""
+    """One resolution level: the central part of k-space kept, and L-BFGS iterations there;
+    ``search``: first move each shot to the best offset of :data:`SEARCH_GRID` (2D,
+    :func:`~mrideblur.estimators.shot_search.search_shot_motion`)."""
 
     fraction: float
     iterations: int
-
-
-def _crop_slices(full: tuple[int, ...], frac: float) -> tuple[tuple[slice, ...], tuple[int, ...]]:
-    """Centred crop of the last axes keeping ``frac`` of each (same factor on every axis)."""
-    out, shape = [], []
-    for n in full:
-        m = max(int(round(n * frac)), 8) if frac < 1 else n
-        m = min(m, n)
-        start = n // 2 - m // 2
-        out.append(slice(start, start + m))
-        shape.append(m)
-    return tuple(out), tuple(shape)
-
-
-def _subsample_maps(sens: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Coil maps on a coarser grid sharing the centre ``N // 2`` (smooth maps: point sampling)."""
-    idx = []
-    for n_full, n in zip(sens.shape[1:], shape):
-        step = n_full / n
-        idx.append(np.clip(np.round(n_full // 2 + (np.arange(n) - n // 2) * step).astype(int), 0, n_full - 1))
-    return sens[(slice(None),) + np.ix_(*idx)]
-
-
-def _resample_image(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Change the grid by cropping or zero-padding centred k-space (no rescaling), the same
-    operation that turns the measured k-space into each level's data — so an image stays
-    consistent with the data of the level it is moved to."""
-    nd = x.ndim
-    k = fft(x, nd)
-    out = np.zeros(shape, dtype=k.dtype)
-    src, dst = [], []
-    for n_in, n_out in zip(x.shape, shape):
-        m = min(n_in, n_out)
-        src.append(slice(n_in // 2 - m // 2, n_in // 2 - m // 2 + m))
-        dst.append(slice(n_out // 2 - m // 2, n_out // 2 - m // 2 + m))
-    out[tuple(dst)] = k[tuple(src)]
-    return ifft(out, nd)
-
-
-def rebase_motion(theta: np.ndarray, ref: int) -> np.ndarray:
-    """Express 2D motion relative to shot ``ref`` instead: ``T(theta'_s) = T(theta_s) T(theta_ref)^-1``.
-
-    With ``R`` the rotation matrix of docs/conventions.md acting on ``(dy, dx)``:
-    ``p'_s = p_s - p_ref`` and ``t'_s = t_s - R(p'_s) t_ref``, so ``theta'_ref = 0``.
-    """
-    th = np.asarray(theta, dtype=np.float64)
-    if th.shape[-1] != 3:
-        raise ValueError(f"theta: rebasing is implemented for 2D motion (nshot, 3), got {th.shape}")
-    out = th.copy()
-    out[:, 0] = th[:, 0] - th[ref, 0]
-    p = np.deg2rad(out[:, 0])
-    c, s_ = np.cos(p), np.sin(p)
-    ty0, tx0 = th[ref, 1], th[ref, 2]
-    out[:, 1] = th[:, 1] - (c * ty0 - s_ * tx0)
-    out[:, 2] = th[:, 2] - (s_ * ty0 + c * tx0)
-    out[ref] = 0.0
-    return out
-
-
-def reference_shot(shot_index: np.ndarray) -> int:
-    """The shot that acquired the k-space centre (DC line): the best-determined frame."""
-    si = np.asarray(shot_index)
-    centre = si[tuple(n // 2 for n in si.shape)]
-    if centre >= 0:
-        return int(centre)
-    counts = np.bincount(si[si >= 0].ravel())
-    return int(np.argmax(counts))
-
-
-def shots_seen(shot_index: np.ndarray, fraction: float) -> bool:
-    """Whether every shot owns at least one line inside the central ``fraction`` of k-space."""
-    si = np.asarray(shot_index)
-    sl, _ = _crop_slices(si.shape + (1,), fraction)
-    nshot = int(si.max()) + 1
-    return np.unique(si[sl[:-1]][si[sl[:-1]] >= 0]).size == nshot
+    search: bool = False
 
 
 def joint_motion_lbfgs(
@@ -201,6 +134,7 @@ def joint_motion_lbfgs(
     step = step_offset
     dev = torch.device(device)
     rdt, cdt = torch.float32, torch.complex64
+    theta_start = theta.copy()  # the start of the first level, kept for the second start of a search level
     for lv in levels:
         t0 = time.perf_counter()
         sl, shape = _crop_slices(full_shape, lv.fraction)
@@ -212,57 +146,89 @@ def joint_motion_lbfgs(
         yt = torch.as_tensor(y, device=dev).to(cdt)
         St = torch.as_tensor(S, device=dev).to(cdt)
         sc = torch.as_tensor(scale, device=dev, dtype=rdt)
-        # initial image at this level: the previous level's, or A(theta)^H y — the SENSE solution
-        # for full sampling and normalised maps, and consistent with the maps' phase
-        if x_prev is None:
-            th0 = torch.as_tensor(theta, device=dev, dtype=rdt) * sc
-            x0 = _cg_image(model, yt, th0, St, init_cg).cpu().numpy()
-        else:
-            x0 = x_prev if x_prev.shape == shape else _resample_image(x_prev, shape)
         ynorm = float((yt.abs() ** 2).sum())
-        xnorm = float(np.sum(np.abs(x0) ** 2)) + 1e-30
-        xv = torch.view_as_real(torch.as_tensor(x0, device=dev).to(cdt)).clone().requires_grad_(True)
-        tv = torch.as_tensor(theta[free], device=dev, dtype=rdt).clone().requires_grad_(True)
-        idx = torch.as_tensor(np.argsort(np.concatenate([[ref], free])), device=dev)
-        zero = torch.zeros((1, npar), device=dev, dtype=rdt)
-        opt = torch.optim.LBFGS([xv, tv], lr=1.0, max_iter=5, history_size=30, line_search_fn="strong_wolfe",
-                                tolerance_grad=1e-10, tolerance_change=1e-14)
-        trace: list[float] = []
-        nevals = [0]
 
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            th = torch.cat([zero, tv], 0)[idx] * sc
-            r = model(torch.view_as_complex(xv), th, St) - yt
-            loss = (r.abs() ** 2).sum() / ynorm + lam * (xv**2).sum() / xnorm
-            loss.backward()
-            nevals[0] += 1
-            return loss
+        def first_image(th: np.ndarray) -> np.ndarray:
+            # A(theta)^H y (or a few CG steps): the SENSE solution for full sampling and
+            # normalised maps, and consistent with the maps' phase
+            return _cg_image(model, yt, torch.as_tensor(th, device=dev, dtype=rdt) * sc, St, init_cg).cpu().numpy()
 
-        done = 0
-        prev = tv.detach().clone()
-        while done < lv.iterations:
-            loss = opt.step(closure)
-            done += 5
-            step += 5
-            trace.append(float(loss.detach()))
-            if progress is not None:
-                progress(min(step, total), total, f"aligned-SENSE {shape[-1]}px: cost {trace[-1]:.4g}")
-            if cancel is not None and cancel():
-                hist["cancelled"] = True
-                break
-            moved = float((tv.detach() - prev).abs().max()) if tv.numel() else 0.0
+        def fit(theta: np.ndarray, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float], int, float]:
+            """L-BFGS on this level from ``(theta, x0)``: motion, image, cost trace, evaluations,
+            final relative data misfit ``||A x - y||^2 / ||y||^2``."""
+            nonlocal step
+            xnorm = float(np.sum(np.abs(x0) ** 2)) + 1e-30
+            xv = torch.view_as_real(torch.as_tensor(x0, device=dev).to(cdt)).clone().requires_grad_(True)
+            tv = torch.as_tensor(theta[free], device=dev, dtype=rdt).clone().requires_grad_(True)
+            idx = torch.as_tensor(np.argsort(np.concatenate([[ref], free])), device=dev)
+            zero = torch.zeros((1, npar), device=dev, dtype=rdt)
+            opt = torch.optim.LBFGS([xv, tv], lr=1.0, max_iter=5, history_size=30, line_search_fn="strong_wolfe",
+                                    tolerance_grad=1e-10, tolerance_change=1e-14)
+            trace: list[float] = []
+            nevals = [0]
+            misfit = [float("inf")]
+
+            def closure() -> torch.Tensor:
+                opt.zero_grad()
+                th = torch.cat([zero, tv], 0)[idx] * sc
+                r = model(torch.view_as_complex(xv), th, St) - yt
+                data = (r.abs() ** 2).sum() / ynorm
+                loss = data + lam * (xv**2).sum() / xnorm
+                loss.backward()
+                nevals[0] += 1
+                misfit[0] = float(data.detach())
+                return loss
+
+            done = 0
             prev = tv.detach().clone()
-            settled = len(trace) > 1 and trace[-2] - trace[-1] < 1e-4 * trace[-1]
-            if done >= 30 and moved < motion_tol and settled:  # motion and cost both settled
-                break
-            if len(trace) > 2 and abs(trace[-2] - trace[-1]) < 1e-7 * max(trace[-1], 1e-30):
-                break
-        theta = np.zeros((nshot, npar))
-        theta[free] = tv.detach().cpu().double().numpy()
-        theta = _fill_unseen(theta, si, ref)
-        x_prev = torch.view_as_complex(xv.detach()).cpu().numpy()
-        hist["levels"].append({"shape": shape, "cost": trace, "evaluations": nevals[0], "seconds": time.perf_counter() - t0})
+            while done < lv.iterations:
+                loss = opt.step(closure)
+                done += 5
+                step += 5
+                trace.append(float(loss.detach()))
+                if progress is not None:
+                    progress(min(step, total), total, f"aligned-SENSE {shape[-1]}px: cost {trace[-1]:.4g}")
+                if cancel is not None and cancel():
+                    hist["cancelled"] = True
+                    break
+                moved = float((tv.detach() - prev).abs().max()) if tv.numel() else 0.0
+                prev = tv.detach().clone()
+                settled = len(trace) > 1 and trace[-2] - trace[-1] < 1e-4 * trace[-1]
+                if done >= 30 and moved < motion_tol and settled:  # motion and cost both settled
+                    break
+                if len(trace) > 2 and abs(trace[-2] - trace[-1]) < 1e-7 * max(trace[-1], 1e-30):
+                    break
+            out = np.zeros((nshot, npar))
+            out[free] = tv.detach().cpu().double().numpy()
+            return _fill_unseen(out, si, ref), torch.view_as_complex(xv.detach()).cpu().numpy(), trace, nevals[0], misfit[0]
+
+        x0 = first_image(theta) if x_prev is None else (x_prev if x_prev.shape == shape else _resample_image(x_prev, shape))
+        info: dict = {"shape": shape}
+        if lv.search and nd == 2:
+            # Two starts, the lower data misfit at the end of the level wins: (a) the coarser
+            # level's motion with every shot moved to its best grid offset, which reaches large
+            # motion; (b) the first level's start on this grid, which undersampled data
+            # (R = 2: 1-2 lines per shot in a 24-pixel centre) can need.
+            ts = time.perf_counter()
+            th_lv, xs, moved = search_shot_motion(
+                model, yt, torch.as_tensor(x0, device=dev).to(cdt),
+                torch.as_tensor(theta, device=dev, dtype=rdt) * sc, St, SEARCH_GRID, fixed=ref, cancel=cancel)
+            theta = (th_lv / sc).double().cpu().numpy()
+            if moved.any():  # the image had adapted to the old motion: re-solve it under the new one
+                x0 = _cg_image(model, yt, th_lv, St, SEARCH_CG, xs).cpu().numpy()
+            info["searched"] = {"moved": np.flatnonzero(moved).tolist(), "seconds": time.perf_counter() - ts}
+            theta, x_prev, trace, nevals, misfit = fit(theta, x0)
+            if not hist["cancelled"]:
+                th_b, x_b, trace_b, nevals_b, misfit_b = fit(theta_start, first_image(theta_start))
+                info["misfit_of_starts"] = {"coarser level + search": misfit, "first start": misfit_b}
+                nevals += nevals_b
+                if misfit_b < misfit:
+                    theta, x_prev, trace = th_b, x_b, trace_b
+                info["kept_start"] = "first start" if misfit_b < misfit else "coarser level + search"
+        else:
+            theta, x_prev, trace, nevals, _ = fit(theta, x0)
+        info.update({"cost": trace, "evaluations": nevals, "seconds": time.perf_counter() - t0})
+        hist["levels"].append(info)
         if hist["cancelled"]:
             break
     if x_prev.shape != full_shape:
@@ -291,14 +257,15 @@ def _fill_unseen(theta: np.ndarray, shot_index: np.ndarray, ref: int) -> np.ndar
 
 
 def _cg_image(model: MultiShotSenseTorch, y: torch.Tensor, theta: torch.Tensor, sens: torch.Tensor,
-              iters: int) -> torch.Tensor:
-    """``iters`` CG iterations on ``A^H A x = A^H y`` from zero (``A^H y`` itself for 0), stopping
-    early at ``||r|| <= 1e-6 ||A^H y||``; no gradients (a starting image only)."""
+              iters: int, x0: torch.Tensor | None = None) -> torch.Tensor:
+    """``iters`` CG iterations on ``A^H A x = A^H y`` from ``x0`` (zero by default; ``A^H y``
+    itself for 0 iterations), stopping early at ``||r|| <= 1e-6 ||A^H y||``; no gradients (a
+    starting image only)."""
     with torch.no_grad():
         b = model.adjoint(y, theta, sens)
         if iters <= 0:
             return b
-        return conjugate_gradient(lambda v: model.adjoint(model(v, theta, sens), theta, sens), b,
+        return conjugate_gradient(lambda v: model.adjoint(model(v, theta, sens), theta, sens), b, x0,
                                   max_iter=iters, tol=1e-6)
 
 
@@ -435,8 +402,18 @@ COIL_INNER = 2
 #: zero stopped at 30 iterations is the regularised solution (like the oracle's); continuing
 #: from the joint estimate amplifies noise where the maps are weak (-2 to -4 dB, measured).
 COIL_WARM_CG = 8
-#: Smallest image side (pixels) of a coarse-to-fine level.
+#: Image side (pixels) of the coarsest level, and of the second one.  At 24 pixels a shot turned
+#: by 10 degrees and moved by 10 pixels of a 192 grid (1.25 coarse pixels) is inside the local
+#: optimiser's reach; from 48 pixels it is not (the rotation of one shot, or of the whole
+#: frame, locks 9 degrees off; measured).  A 24-pixel image pins the motion down only roughly,
+#: so the 48-pixel level and the finer ones follow.
+COARSEST_SIZE = 24
 MIN_LEVEL_SIZE = 48
+#: Offsets of the per-shot search at the start of the level after the coarsest (degrees, and
+#: pixels of that level's grid): +-20 degrees in 2.5-degree steps, +-2 pixels in 1-pixel steps.
+SEARCH_GRID = offset_grid(20.0, 2.5, 2.0, 1.0)
+#: CG iterations that re-solve the image after the search moved a shot.
+SEARCH_CG = 10
 COIL_OPTIONS = ("espirit", "joint")
 
 
@@ -480,6 +457,24 @@ def _coil_step(y: np.ndarray, si: np.ndarray, sens: np.ndarray, motion: np.ndarr
     return sens
 
 
+def motion_levels(n: int, coarse: int, fine: int) -> tuple[Level, ...]:
+    """The coarse-to-fine schedule for an image of side ``n`` pixels: ``COARSEST_SIZE`` pixels
+    (``coarse`` iterations; left out when not coarser than the next), then a quarter of
+    k-space but at least ``MIN_LEVEL_SIZE`` pixels (``coarse``), half of k-space (``fine``) and
+    the full grid (``fine // 2``).
+
+    The half-resolution motion is off by a few tenths of a degree with undersampling (R = 2),
+    and shots that own no line of the central half (sequential orderings) are only seen at
+    full resolution, hence the full level.
+    """
+    f1 = min(1.0, max(0.25, MIN_LEVEL_SIZE / n))
+    f2 = min(1.0, max(0.5, 2 * f1))
+    levels = (Level(f1, coarse), Level(f2, fine)) + ((Level(1.0, fine // 2),) if f2 < 1.0 else ())
+    if COARSEST_SIZE / n < f1:
+        levels = (Level(COARSEST_SIZE / n, coarse), Level(levels[0].fraction, coarse, search=True)) + levels[1:]
+    return levels
+
+
 def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: AlignedSenseOptions,
                     estimate_coils: bool, progress: ProgressFn | None = None, cancel: CancelFn | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict, dict, bool]:
@@ -490,14 +485,8 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
     seconds: dict = {}
     coarse, fine = max_iter, max(int(0.8 * max_iter), 5)
     refine = max(int(0.6 * max_iter), 5) if (options.coils == "joint" and estimate_coils) else 0
-    # Levels: a quarter then half of k-space, but never below MIN_LEVEL_SIZE pixels (a
-    # 24-pixel image cannot pin a rotation down), then full resolution: the half-resolution
-    # motion is off by a few tenths of a degree with undersampling (R = 2), and shots that
-    # own no line of the central half (sequential orderings) are only seen there.
-    f1 = min(1.0, max(0.25, MIN_LEVEL_SIZE / min(y.shape[1:])))
-    f2 = min(1.0, max(0.5, 2 * f1))
-    levels = (Level(f1, coarse), Level(f2, fine)) + ((Level(1.0, fine // 2),) if f2 < 1.0 else ())
-    fine += fine // 2 if f2 < 1.0 else 0
+    levels = motion_levels(min(y.shape[1:]), coarse, fine)
+    fine = sum(lv.iterations for lv in levels) - coarse
     total = coarse + fine + MAX_COIL_ROUNDS * refine
     t = time.perf_counter()
     image, motion, h = joint_motion_lbfgs(y, si, sens, levels=levels, device=device, progress=progress,

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .shot_order import SHOT_ORDERINGS, assign_shots
+
 __all__ = [
     "CASE_KINDS",
     "SHOT_ORDERINGS",
@@ -31,8 +33,6 @@ __all__ = [
 
 #: The three k-space layouts of a case.
 CASE_KINDS = ("2d", "stack", "3d")
-#: Shot orderings a reader can assume when the file does not store one (see :func:`assign_shots`).
-SHOT_ORDERINGS = ("interleaved", "sequential")
 #: File attributes that are fields of :class:`Case`, not entries of ``Case.attrs``.
 _RESERVED_ATTRS = ("layout", "voxel_size_mm")
 _MOTION_ZERO_ATOL = 1e-6
@@ -417,49 +417,6 @@ def read_dataset(f: Any, name: str, path: Path, expected: str, required: bool = 
 
 
 # ---------------------------------------------------------------------------- shots, readout
-
-
-def assign_shots(acquired: np.ndarray, nshot: int, ordering: str = "interleaved") -> np.ndarray:
-    """Split the acquired phase-encode lines among ``nshot`` shots by an assumed ordering.
-
-    The acquired lines are taken in raster order (``ky`` in 2D; ``kz`` slowest in 3D), the
-    rule of :func:`mrideblur.physics.shots.make_shot_index`:
-
-    - ``"interleaved"``: the ``i``-th acquired line goes to shot ``i % nshot`` (every shot
-      samples the whole of k-space coarsely, the usual multi-shot TSE order);
-    - ``"sequential"``: consecutive blocks, line ``i`` of ``L`` to shot ``i * nshot // L``.
-
-    Parameters
-    ----------
-    acquired : (ky,) or (kz, ky) bool array
-        True where the line was acquired.
-    nshot : int
-        Number of shots, ``1 .. acquired.sum()``.
-    ordering : {"interleaved", "sequential"}
-
-    Returns
-    -------
-    shot_index : int32 array, the shape of ``acquired``; -1 where not acquired.
-
-    Raises
-    ------
-    ValueError
-        Unknown ordering, or ``nshot`` outside ``1 .. number of acquired lines``.
-    """
-    acq = np.asarray(acquired, dtype=bool)
-    if ordering not in SHOT_ORDERINGS:
-        raise ValueError(f"ordering: expected one of {SHOT_ORDERINGS}, got {ordering!r}")
-    lines = np.flatnonzero(acq.ravel())
-    if isinstance(nshot, bool) or int(nshot) != nshot or not 1 <= int(nshot) <= len(lines):
-        raise ValueError(f"shots: expected an integer 1 .. {len(lines)} (the acquired lines), got {nshot!r}")
-    nshot = int(nshot)
-    if ordering == "interleaved":
-        shots = np.arange(len(lines)) % nshot
-    else:
-        shots = (np.arange(len(lines)) * nshot) // len(lines)
-    out = np.full(acq.size, -1, dtype=np.int32)
-    out[lines] = shots
-    return out.reshape(acq.shape)
 
 
 def center_crop_readout(kspace: np.ndarray, width: int) -> np.ndarray:

@@ -80,7 +80,7 @@ def read_fastmri(
         fastMRI multi-coil (``kspace`` 4D) or single-coil (3D, read as one coil) file.
     shots : int
         Number of shots to assume, ``1 ..`` the number of acquired lines.
-    ordering : {"interleaved", "sequential"}
+    ordering : {"interleaved", "sequential", "centre-out"}
         Assumed shot ordering (module notes).
     crop_readout : bool
         Crop the 2x oversampled readout to its central half in image space.
@@ -182,7 +182,8 @@ def read_fastmri(
     if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or not 1 <= shots <= n_acq:
         raise ValueError(f"shots: expected an integer 1 .. {n_acq} (the acquired lines of {p}), got {shots!r}")
     shot_index = assign_shots(acquired, int(shots), ordering)
-    rule = "line i -> shot i mod {n}" if ordering == "interleaved" else "consecutive blocks of lines per shot"
+    rule = {"interleaved": "line i -> shot i mod {n}", "sequential": "consecutive blocks of lines per shot",
+            "centre-out": "lines by distance from the centre, in consecutive blocks per shot"}.get(ordering, ordering)
     assumed.insert(
         0,
         f"shot order not stored in fastMRI files: assumed {ordering} ({rule.format(n=int(shots))}) over the "

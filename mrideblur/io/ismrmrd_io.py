@@ -198,7 +198,7 @@ def read_ismrmrd(
     shots : "acquisition" or int
         ``"acquisition"``: infer the shots from the acquisition order (module notes, rules 1-3).
         An int: that many shots over the acquired lines by ``ordering``.
-    ordering : {"interleaved", "sequential"}
+    ordering : {"interleaved", "sequential", "centre-out", "checkered"}
         Used with an integer ``shots`` (see :func:`~mrideblur.io.case.assign_shots`).
     crop_readout : bool
         Crop the readout to the central half in image space when the header's encoded matrix

@@ -105,6 +105,22 @@ class MultiShotSenseTorch:
             out = k if out is None else out + k
         return out
 
+    def shot_lines(self, x: torch.Tensor, thetas: torch.Tensor, sens: torch.Tensor, shot: int) -> torch.Tensor:
+        """The lines of one shot under ``K`` candidate motions (2D): ``M_s F S T(theta_k) x``.
+
+        ``x (ny, nx)``, ``thetas (K, 3)`` -> ``(K, coils, nmax, kx)``, the rows in the order of
+        :meth:`shot_data` (rows past the shot's own lines are zero).
+        """
+        if self.ndim != 2:
+            raise ValueError("shot_lines: implemented for 2D models")
+        moved = self._rigid(x, thetas)  # (K, ny, nx)
+        return fft_torch(self._E[shot] @ (sens[None] * moved[:, None]), 1)
+
+    def shot_data(self, y: torch.Tensor, shot: int) -> torch.Tensor:
+        """The measured lines of one shot, ``(coils, nmax, kx)``, matching :meth:`shot_lines`."""
+        pad = torch.cat([y, torch.zeros_like(y[:, :1])], 1)
+        return pad[:, self._rows.reshape(self.nshot, self._nmax)[shot]]
+
     def adjoint(self, y: torch.Tensor, thetas: torch.Tensor | None, sens: torch.Tensor) -> torch.Tensor:
         """``sum_s T(theta_s)^H S^H F^H M_s y``: k-space -> image."""
         if thetas is None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ORDERINGS", "make_shot_index", "shot_masks", "validate_shot_index", "count_shots"]
+from ..io.shot_order import ORDERINGS, assign_shots
 
-ORDERINGS = ("interleaved", "sequential", "random")
+__all__ = ["ORDERINGS", "make_shot_index", "shot_masks", "validate_shot_index", "count_shots"]
 
 
 def make_shot_index(
@@ -27,13 +27,9 @@ def make_shot_index(
     Acquired lines: every ``accel``-th line (counted from the centre line, so DC is always
     acquired) plus a fully sampled centre block of ``acs`` lines (autocalibration).  In 3D the
     same rule applies on both phase-encode axes, with the ACS block a square.  The acquired
-    lines, in raster order (``kz`` slowest), are then split among shots:
-
-    - ``"interleaved"``: line ``i`` of the acquired list goes to shot ``i % nshot`` — every shot
-      samples the whole of k-space coarsely (the usual multi-shot TSE/EPI order);
-    - ``"sequential"``: consecutive blocks of lines per shot — each shot covers one band of
-      k-space and the centre falls in the middle shots;
-    - ``"random"``: a seeded random permutation, then equal blocks.
+    lines are then split among shots by :func:`mrideblur.io.shot_order.assign_shots` (the rule
+    the file readers assume too): ``"interleaved"``, ``"sequential"`` (3D: linear),
+    ``"centre-out"``, ``"checkered"`` (3D only) or ``"random"``.
 
     Parameters
     ----------
@@ -41,7 +37,7 @@ def make_shot_index(
         Number of phase-encode lines (2D) or the phase-encode grid (3D).
     nshot : int
         Number of shots (>= 1, at most the number of acquired lines).
-    ordering : {"interleaved", "sequential", "random"}
+    ordering : {"interleaved", "sequential", "centre-out", "checkered", "random"}
     accel : int
         Acceleration factor R outside the ACS block (>= 1).
     acs : int
@@ -67,18 +63,10 @@ def make_shot_index(
         idx = np.arange(n) - n // 2
         line = (idx % accel == 0) | (np.abs(idx + 0.5 * (acs % 2 == 0)) < acs / 2.0)
         keep &= np.expand_dims(line, tuple(a for a in range(len(shape)) if a != ax))
-    lines = np.flatnonzero(keep.ravel())
-    if not 1 <= nshot <= len(lines):
-        raise ValueError(f"nshot: expected 1 .. {len(lines)} (the acquired lines), got {nshot}")
-    if ordering == "interleaved":
-        shots = np.arange(len(lines)) % nshot
-    else:
-        if ordering == "random":
-            lines = np.random.default_rng(seed).permutation(lines)
-        shots = (np.arange(len(lines)) * nshot) // len(lines)
-    out = np.full(int(np.prod(shape)), -1, dtype=np.int32)
-    out[lines] = shots
-    return out.reshape(shape)
+    nlines = int(keep.sum())
+    if not 1 <= nshot <= nlines:
+        raise ValueError(f"nshot: expected 1 .. {nlines} (the acquired lines), got {nshot}")
+    return assign_shots(keep, nshot, ordering, seed=seed)
 
 
 def count_shots(shot_index: np.ndarray) -> int:

@@ -179,7 +179,7 @@ def simulate(
         The object (magnitude or complex) on the reconstruction grid; it is interpolated to a
         grid ``oversample`` times finer for the simulation.
     ncoil, nshot : int
-    ordering : {"interleaved", "sequential", "random"}
+    ordering : {"interleaved", "sequential", "centre-out", "checkered", "random"}
         Shot ordering (:func:`mrideblur.physics.shots.make_shot_index`).
     accel : int
         Acceleration R outside the ``acs`` fully sampled centre lines.
