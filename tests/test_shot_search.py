@@ -38,3 +38,16 @@ def test_search_recovers_shots_turned_far_from_their_motion():
     assert moved[[3, 6]].all() and not moved[[0, 1, 2, 4, 5, 7]].any()
     assert err[:, 0].max() <= 1.25 + 1e-6 and err[:, 1:].max() <= 0.5 + 1e-6
     assert image.shape == (64, 64)
+
+
+def test_aligned_sense_schedule_starts_at_24_pixels_and_searches_the_next_level():
+    from mrideblur.estimators.aligned_sense import motion_levels
+
+    lv = motion_levels(192, 60, 48)
+    assert [round(v.fraction * 192) for v in lv] == [24, 48, 96, 192]
+    assert [v.search for v in lv] == [False, True, False, False]
+    assert [v.iterations for v in lv] == [60, 60, 48, 24]
+    small = motion_levels(32, 60, 48)
+    assert [round(v.fraction * 32) for v in small] == [24, 32, 32] and [v.search for v in small] == [False, True, False]
+    tiny = motion_levels(24, 60, 48)  # no level coarser than the image itself: no search either
+    assert all(v.fraction == 1.0 and not v.search for v in tiny)
