@@ -166,17 +166,14 @@ def joint_motion_lbfgs(
                                     tolerance_grad=1e-10, tolerance_change=1e-14)
             trace: list[float] = []
             nevals = [0]
-            misfit = [float("inf")]
 
             def closure() -> torch.Tensor:
                 opt.zero_grad()
                 th = torch.cat([zero, tv], 0)[idx] * sc
                 r = model(torch.view_as_complex(xv), th, St) - yt
-                data = (r.abs() ** 2).sum() / ynorm
-                loss = data + lam * (xv**2).sum() / xnorm
+                loss = (r.abs() ** 2).sum() / ynorm + lam * (xv**2).sum() / xnorm
                 loss.backward()
                 nevals[0] += 1
-                misfit[0] = float(data.detach())
                 return loss
 
             done = 0
@@ -198,9 +195,12 @@ def joint_motion_lbfgs(
                     break
                 if len(trace) > 2 and abs(trace[-2] - trace[-1]) < 1e-7 * max(trace[-1], 1e-30):
                     break
+            with torch.no_grad():  # at the point L-BFGS kept (its last evaluation may be a line-search trial)
+                th = torch.cat([zero, tv], 0)[idx] * sc
+                misfit = float(((model(torch.view_as_complex(xv), th, St) - yt).abs() ** 2).sum()) / ynorm
             out = np.zeros((nshot, npar))
             out[free] = tv.detach().cpu().double().numpy()
-            return _fill_unseen(out, si, ref), torch.view_as_complex(xv.detach()).cpu().numpy(), trace, nevals[0], misfit[0]
+            return _fill_unseen(out, si, ref), torch.view_as_complex(xv.detach()).cpu().numpy(), trace, nevals[0], misfit
 
         x0 = first_image(theta) if x_prev is None else (x_prev if x_prev.shape == shape else _resample_image(x_prev, shape))
         info: dict = {"shape": shape}
