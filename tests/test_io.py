@@ -353,3 +353,26 @@ def test_jpeg_read(tmp_path):
     back = read_image(tmp_path / "g.jpg")
     assert back.shape == (16, 16)
     assert np.abs(back - x / 255.0).max() < 0.05  # lossy
+
+
+def test_template_slices_are_oriented_like_the_mni_template():
+    """Colin27 and INIA19 (Debian's mricron-data) come out as the MNI slices do: values in
+    [0, 1], the head centred, and a sagittal slice with superior at the top."""
+    from mrideblur.io.anatomy import TEMPLATES, template_slice
+
+    if not Path("/usr/share/mricron/templates", TEMPLATES["colin27"]).is_file():
+        pytest.skip("mricron-data not installed (apt-get install mricron-data)")
+    mni = template_slice("mni152", "sagittal", 0.5, 96)
+    for name in ("colin27", "inia19"):
+        for plane in ("axial", "coronal", "sagittal"):
+            sl = template_slice(name, plane, 0.5, 96)
+            assert sl.shape == (96, 96) and 0 <= sl.min() and sl.max() <= 1 + 1e-9
+            rows, cols = np.nonzero(sl > 0.1 * sl.max())
+            assert abs(rows.mean() - 47.5) < 20 and abs(cols.mean() - 47.5) < 20, (name, plane)
+        # sagittal: superior at the top, so the brain's upper half holds more tissue than the
+        # lowest rows (neck / brainstem), as in the MNI slice
+        sag = template_slice(name, "sagittal", 0.5, 96)
+        for s in (sag, mni):
+            assert s[:48].sum() > s[72:].sum()
+    with pytest.raises(ValueError, match="name"):
+        template_slice("nonexistent")

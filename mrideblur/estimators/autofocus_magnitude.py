@@ -65,7 +65,7 @@ from ..physics.shots import count_shots, validate_shot_index
 __all__ = ["L1_WEIGHT", "TV_WEIGHT", "MagnitudeOptions", "correct_magnitude", "run", "magnitude_forward"]
 
 #: Weight of the total variation (per pixel of an image scaled to unit peak).
-TV_WEIGHT = 0.003
+TV_WEIGHT = 0.01
 #: Weight of the (smoothed) l1 norm of the object: a dark background.
 L1_WEIGHT = 0.01
 #: Weight of the penalty on negative values.

@@ -59,7 +59,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from scipy.optimize import minimize
 
 from .. import __version__
 from .aligned_sense import rebase_motion, reference_shot
@@ -70,11 +69,23 @@ from .autofocus_magnitude import (
     modulus_objective,
 )
 from .base import CancelFn, Cancelled, Options, ProgressFn, Result, check_cancel
-from ..physics.fourier import fft_torch, ifft_torch
+from ..physics.fourier import fft, fft_torch, ifft, ifft_torch
 from ..physics.motion_torch import rigid2d_torch
 from ..physics.shots import count_shots, validate_shot_index
 
 __all__ = ["StepAutofocusOptions", "run", "step_autofocus", "step_motion", "step_objective"]
+
+#: ``lambda_TV`` of the search objective ``J``. Lower than the reconstruction's
+#: (:data:`~mrideblur.estimators.autofocus_magnitude.TV_WEIGHT`): a heavier total variation
+#: favours the smooth double image of zero motion over the true move.
+SEARCH_TV_WEIGHT = 0.003
+
+#: Smallest search level (phase-encode lines) and the moved lines it must show.
+MIN_LEVEL = 64
+VISIBLE_LINES = 16
+
+#: Default ``min_gain``: the confidence a move needs (see :class:`StepAutofocusOptions`).
+MIN_GAIN = 0.15
 
 #: Most pixels solved in one batch (candidates x ny x nx): bounds memory (~1 GB at this size).
 BATCH_PIXELS = 2_000_000
@@ -100,7 +111,7 @@ def _forward(x: torch.Tensor, theta: torch.Tensor, ma: torch.Tensor, mb: torch.T
 
 def _objective(x: torch.Tensor, m: torch.Tensor, theta: torch.Tensor, ma: torch.Tensor, mb: torch.Tensor) -> torch.Tensor:
     """Per-candidate objective ``(K,)`` of the module notes (weights of correct_magnitude)."""
-    return modulus_objective(_forward(x, theta, ma, mb), x, m)[0]
+    return modulus_objective(_forward(x, theta, ma, mb), x, m, tv_weight=SEARCH_TV_WEIGHT)[0]
 
 
 def _solve(m: torch.Tensor, theta: torch.Tensor, ma: torch.Tensor, mb: torch.Tensor, n_iter: int,
@@ -173,25 +184,124 @@ def step_objective(image: np.ndarray, shot_index: np.ndarray, step_shot: int, th
     return float(_solve(m, th, ma, mb, n_iter)[0][0])
 
 
+def _far_lines(si: np.ndarray, b: int, ref: int) -> np.ndarray:
+    """Boolean ``(ny,)``: the lines on the far side of a move before shot ``b`` from ``ref``."""
+    return (si >= b) if b > ref else ((si < b) & (si >= 0))
+
+
+def _mirror(lines: np.ndarray) -> np.ndarray:
+    """The line set ``ky -> -ky`` (centred k-space: index ``i -> 2 (ny // 2) - i``; the unpaired
+    edge line of an even ``ny`` maps to nothing)."""
+    ny = lines.shape[0]
+    j = 2 * (ny // 2) - np.arange(ny)
+    out = np.zeros_like(lines)
+    ok = (j >= 0) & (j < ny)
+    out[ok] = lines[j[ok]]
+    return out
+
+
+def _mirrored(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether line set ``b`` is (nearly) the mirror of ``a``: they differ by at most one line
+    plus a tenth of the larger set (shot boundaries need not be symmetric about ``ky = 0``)."""
+    mir = _mirror(a)
+    return int((mir ^ b).sum()) <= 1 + 0.1 * max(int(mir.sum()), int(b.sum()))
+
+
+def step_candidates(si: np.ndarray, ref: int, min_band: float) -> list[int]:
+    """Step shots worth searching: the far side holds at least ``min_band`` of the acquired lines
+    (and not all of them), and no candidate already listed moves the mirror of its lines.
+
+    For a real object a move of the lines ``B`` and a move of their mirror ``-B`` by the same
+    ``theta`` give the same magnitude image (``|z| = |conj z|`` and ``conj F u (k) = F u(-k)``):
+    only one of each mirror pair is searched (halves a sequential search).
+    """
+    acquired = int((si >= 0).sum())
+    kept: list[tuple[int, np.ndarray]] = []
+    for b in sorted(range(1, count_shots(si)), key=lambda b: (b < ref, abs(b - ref))):
+        far = _far_lines(si, b, ref)
+        if not min_band * acquired <= far.sum() < acquired:
+            continue
+        if any(_mirrored(far, k) for _, k in kept):
+            continue
+        kept.append((b, far))
+    return sorted(b for b, _ in kept)
+
+
+def search_size(far: np.ndarray, ny: int, min_size: int = MIN_LEVEL, visible: int = VISIBLE_LINES) -> int:
+    """The smallest level (phase-encode lines, a multiple of 16, at least ``min_size``, at most
+    ``ny``) whose central k-space crop holds ``visible`` lines of ``far``."""
+    c = ny // 2
+    dist = np.sort(np.abs(np.flatnonzero(far) - c))
+    need = dist[min(visible, len(dist)) - 1] + 1 if len(dist) else ny
+    size = max(min_size, int(np.ceil(2 * need / 16) * 16))
+    return int(min(ny, size))
+
+
+def lowres_magnitude(m: np.ndarray, si: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """The magnitude image at ``size`` phase-encode lines: the central k-space crop of ``F m``
+    (readout cropped by the same factor, so pixels stay square), back to a magnitude image.
+
+    Returns ``(m_low (size, nx_low), si_low (size,), factor)``, ``factor = size / ny`` (pixels
+    scale by it). ``m`` itself when ``size == ny``.
+    """
+    ny, nx = m.shape
+    if size >= ny:
+        return m, si, 1.0
+    f = size / ny
+    sx = max(8, int(round(nx * f / 2)) * 2)
+    y0, x0 = ny // 2 - size // 2, nx // 2 - sx // 2
+    k = fft(m.astype(np.complex128))[y0:y0 + size, x0:x0 + sx]
+    return np.abs(ifft(k)) * np.sqrt(size * sx / (ny * nx)), si[y0:y0 + size], f
+
+
+def _joint_refine(m: torch.Tensor, theta0: np.ndarray, x0: torch.Tensor, ma: torch.Tensor, mb: torch.Tensor,
+                  n_iter: int, tick: Callable[[], None] | None = None) -> tuple[float, np.ndarray]:
+    """L-BFGS on the image and the move together, from a grid point: ``(J, theta)``."""
+    x = x0.clone()[None].requires_grad_(True)
+    th = torch.as_tensor(np.asarray(theta0, dtype=np.float32)[None], device=m.device).clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([x, th], lr=1.0, max_iter=n_iter, max_eval=int(1.25 * n_iter), history_size=20,
+                            line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-14)
+
+    def closure() -> torch.Tensor:
+        if tick is not None:
+            tick()
+        opt.zero_grad()
+        f = _objective(x, m, th, ma, mb).sum()
+        f.backward()
+        return f
+
+    opt.step(closure)
+    with torch.no_grad():
+        return float(_objective(x, m, th, ma, mb)[0]), th.detach().cpu().numpy()[0].astype(np.float64)
+
+
 @dataclass
 class StepAutofocusOptions(Options):
-    """Options of the step autofocus: the search box, its grids and the inner solves.
+    """Options of the step autofocus: the search box, its grids, the inner solves and the
+    confidence a correction needs.
 
     Attributes
     ----------
     max_rot, max_trans : float
         Search range, degrees and pixels (each of ``rot, ty, tx`` within +-).
     rot_step, trans_step : float
-        Grid spacing of stages 1-2 (degrees, pixels); the true motion's basin is about one
-        unit wide, so coarser grids can miss it.
-    coarse_rot_step : float
-        Spacing of stage 1's rotations (degrees), ``k * coarse_rot_step`` within ``+-max_rot``.
+        Grid spacing of stage 1 (degrees, pixels of the full image); the true move's basin is
+        about +-1.5 deg and +-0.5..1 px wide (measured at 192x192), so coarser translation grids
+        miss it.
+    min_band : float
+        Least fraction of the acquired lines a move must displace to be searched (moves of
+        fewer lines cost under about 1 dB: benchmarks/autofocus.md).
     top_steps : int
-        Step shots carried from stage 1 to stage 2.
+        Step shots carried from stage 1 to the full-resolution stages.
     n_iter : int
-        L-BFGS iterations of each inner solve.
-    refine_evals : int
-        Most objective evaluations of each Powell refinement (stage 3).
+        L-BFGS iterations of each stage-1 inner solve (stage 2 uses 1.5x).
+    refine_iter : int
+        L-BFGS iterations of the joint image-and-move refinement (stage 3).
+    min_gain : float
+        Least decrease of ``J`` from zero motion to the move found, ``J_0 - J`` (``J`` in units
+        of squared intensity of an image scaled to unit peak, summed over pixels), for the image
+        to be corrected; below it the input comes back unchanged. Measured (module notes): up to
+        0.10 on still scans, from 0.25 on moved ones.
     correct_iter : int
         ``max_iter`` of the final :func:`correct_magnitude`.
     device : str
@@ -202,15 +312,21 @@ class StepAutofocusOptions(Options):
 
     max_rot: float = 3.0
     max_trans: float = 3.0
-    rot_step: float = 1.0
+    rot_step: float = 2.0
     trans_step: float = 1.0
-    coarse_rot_step: float = 2.0
-    top_steps: int = 3
-    n_iter: int = 50
-    refine_evals: int = 80
-    correct_iter: int = 300
+    min_band: float = 0.25
+    top_steps: int = 2
+    n_iter: int = 40
+    refine_iter: int = 60
+    min_gain: float = MIN_GAIN
+    correct_iter: int = 150
     device: str = "cpu"
     seed: int = 0
+
+
+def _grid(max_v: float, step: float) -> np.ndarray:
+    k = int(np.ceil(max_v / step - 1e-9))
+    return np.unique(np.clip(np.arange(-k, k + 1) * step, -max_v, max_v))
 
 
 def step_autofocus(image: np.ndarray, shot_index: np.ndarray, options: StepAutofocusOptions | None = None,
@@ -237,13 +353,16 @@ def step_autofocus(image: np.ndarray, shot_index: np.ndarray, options: StepAutof
     -------
     Result
         ``image`` ``(ny, nx)`` float32 in the frame of the reference shot (the one owning the
-        k-space centre), same intensity scale as the input; ``motion`` ``(nshot, 3)``
-        ``rot_deg, ty, tx`` relative to shot 0; ``sens`` ``(1, ny, nx)`` ones; ``report``:
-        ``method`` (``"step-autofocus"``), ``parameters``, ``reference_shot``, ``step_shot``
-        (first shot after the move, or None when no move beat zero motion), ``theta_reference``
-        (the move in the reference shot's frame), ``objective`` (``zero``, ``best``),
-        ``stages`` (best ``J`` per step shot and stage), ``seconds``, ``cancelled``,
-        ``versions``, ``correction`` (the report of :func:`correct_magnitude`).
+        k-space centre), same intensity scale as the input — the input itself when no move was
+        found with confidence; ``motion`` ``(nshot, 3)`` ``rot_deg, ty, tx`` relative to shot 0;
+        ``sens`` ``(1, ny, nx)`` ones; ``report``: ``method`` (``"step-autofocus"``),
+        ``parameters``, ``reference_shot``, ``step_shot`` (first shot after the move, or None),
+        ``mirror_shots`` (step shots whose moved lines mirror the found ones: a magnitude image
+        cannot tell them apart), ``theta_reference`` (the move in the reference shot's frame),
+        ``objective`` (``zero``, ``best``), ``gain`` (``J_0 - J``), ``corrected``,
+        ``reason``, ``stages`` (per step shot and stage: level size, best ``J`` and move),
+        ``seconds``, ``cancelled``, ``versions``, ``correction`` (the report of
+        :func:`correct_magnitude`).
 
     Raises
     ------
@@ -252,40 +371,40 @@ def step_autofocus(image: np.ndarray, shot_index: np.ndarray, options: StepAutof
         does not fit axis 0 or has fewer than two shots, non-positive ranges or steps.
     """
     o = options if options is not None else StepAutofocusOptions.from_kwargs("step-autofocus", **kwargs)
-    max_rot, max_trans, rot_step, trans_step = o.max_rot, o.max_trans, o.rot_step, o.trans_step
-    coarse_rot_step, top_steps, n_iter, refine_evals = o.coarse_rot_step, o.top_steps, o.n_iter, o.refine_evals
-    correct_iter, device, seed = o.correct_iter, o.device, o.seed
     m_np = check_magnitude_image(image, "use mrideblur.estimators.autofocus.autofocus")
     si = validate_shot_index(shot_index, (m_np.shape[0],))
     nshot = count_shots(si)
     if nshot < 2:
         raise ValueError(f"shot_index: a step needs at least two shots, got {nshot}")
-    for name, v in (("max_rot", max_rot), ("max_trans", max_trans), ("rot_step", rot_step), ("trans_step", trans_step),
-                    ("coarse_rot_step", coarse_rot_step)):
+    for name, v in (("max_rot", o.max_rot), ("max_trans", o.max_trans), ("rot_step", o.rot_step),
+                    ("trans_step", o.trans_step)):
         if not np.isfinite(v) or v <= 0:
             raise ValueError(f"{name}: expected a finite value > 0, got {v}")
-    for name, v in (("top_steps", top_steps), ("n_iter", n_iter), ("refine_evals", refine_evals),
-                    ("correct_iter", correct_iter)):
+    if not 0 <= o.min_band < 1 or not np.isfinite(o.min_gain) or o.min_gain < 0:
+        raise ValueError(f"min_band, min_gain: expected 0 <= min_band < 1 and min_gain >= 0, got {o.min_band}, "
+                         f"{o.min_gain}")
+    for name, v in (("top_steps", o.top_steps), ("n_iter", o.n_iter), ("refine_iter", o.refine_iter),
+                    ("correct_iter", o.correct_iter)):
         if int(v) != v or v < 1:
             raise ValueError(f"{name}: expected an integer >= 1, got {v}")
     t_start = time.perf_counter()
-    scale = magnitude_scale(m_np.astype(np.float64))
-    dev = torch.device(device)
-    m = torch.as_tensor(m_np / scale, dtype=torch.float32, device=dev)
+    dev = torch.device(o.device)
+    m_full_np = m_np.astype(np.float64)
+    m = torch.as_tensor(m_full_np / magnitude_scale(m_full_np), dtype=torch.float32, device=dev)
+    ny = m_np.shape[0]
     ref = reference_shot(si)
-    steps = [b for b in range(1, nshot) if 0 < float(_line_masks(si, b, ref, dev)[1].sum()) < int((si >= 0).sum())]
-    trans = np.arange(-max_trans, max_trans + 1e-9, trans_step)
-    rots = np.arange(-max_rot, max_rot + 1e-9, rot_step)
-    k = int(np.floor(max_rot / coarse_rot_step + 1e-9))
-    rots_a = coarse_rot_step * np.arange(-k, k + 1)
-    grid_a = torch.as_tensor([[r, ty, tx] for r, ty, tx in itertools.product(rots_a, trans, trans)],
-                             dtype=torch.float32, device=dev)
-    n_b = 9 * len(rots)
-    # progress in inner-solver evaluations (estimated: ~1.1 per L-BFGS iteration)
-    chunk = max(1, BATCH_PIXELS // int(m.numel()))
-    per_solve = int(1.1 * n_iter)
-    total = (len(steps) * -(-len(grid_a) // chunk) + min(top_steps, len(steps)) * -(-n_b // chunk)) * per_solve \
-        + 2 * refine_evals * int(0.8 * n_iter)
+    steps = step_candidates(si, ref, o.min_band)
+    trans, rots = _grid(o.max_trans, o.trans_step), _grid(o.max_rot, o.rot_step)
+    grid = np.array([[r, ty, tx] for r, ty, tx in itertools.product(rots, trans, trans)])
+    if not np.any(np.all(grid == 0, axis=1)):
+        grid = np.vstack([np.zeros(3), grid])
+    i_zero = int(np.flatnonzero(np.all(grid == 0, axis=1))[0])
+    local = np.array([[r, ty, tx] for r in (-o.rot_step / 2, 0, o.rot_step / 2)
+                      for ty in (-o.trans_step / 2, 0, o.trans_step / 2)
+                      for tx in (-o.trans_step / 2, 0, o.trans_step / 2)])
+    n_b = min(int(o.top_steps), len(steps))
+    total = (len(steps) + n_b) * int(1.2 * o.n_iter) + n_b * int(1.5 * o.n_iter * 1.2 + 1.25 * o.refine_iter) \
+        + 3 * int(1.2 * o.refine_iter) + 1
     done = 0
 
     def tick(msg: str) -> Callable[[], None]:
@@ -297,73 +416,109 @@ def step_autofocus(image: np.ndarray, shot_index: np.ndarray, options: StepAutof
                 progress(min(done, total - 1), total, msg)
         return f
 
-    stages: dict[str, list] = {"coarse_grid": [], "rotation_grid": [], "refine": []}
+    stages: dict[str, list] = {"coarse_grid": [], "local_grid": [], "refine": [], "neighbours": []}
     cancelled = False
     f_zero = float("nan")
     best: tuple[float, int, np.ndarray] | None = None
     try:
         stage_a = []
         for b in steps:
+            far = _far_lines(si, b, ref)
+            size = search_size(far, ny)
+            ml_np, sil, fac = lowres_magnitude(m_full_np, si, size)
+            ml = torch.as_tensor(ml_np / magnitude_scale(ml_np), dtype=torch.float32, device=dev)
+            ma, mb = _line_masks(sil, b, ref, dev)
+            g = torch.as_tensor(grid * [1.0, fac, fac], dtype=torch.float32, device=dev)
+            fs = []
+            for i in range(0, len(g), max(1, BATCH_PIXELS // int(ml.numel()))):
+                fs.append(_solve(ml, g[i:i + max(1, BATCH_PIXELS // int(ml.numel()))], ma, mb, int(o.n_iter),
+                                 tick=tick(f"step autofocus: step at shot {b}, {size} lines"))[0])
+            f = torch.cat(fs).cpu().numpy()
+            i = int(np.argmin(f))
+            gain = float((f[i_zero] - f[i]) / abs(f[i_zero]))
+            stage_a.append((gain, b, grid[i]))
+            stages["coarse_grid"].append({"step_shot": b, "size": size, "gain": gain, "theta": grid[i].tolist()})
+        stage_a.sort(key=lambda r: -r[0])
+        for _, b, th in stage_a[:n_b]:
             ma, mb = _line_masks(si, b, ref, dev)
-            f, _ = _solve_chunked(m, grid_a, ma, mb, n_iter, tick(f"step autofocus: coarse grid, step at shot {b}"))
+            cand = np.vstack([np.zeros(3), th + local])
+            f, xs = _solve_chunked(m, torch.as_tensor(cand, dtype=torch.float32, device=dev), ma, mb,
+                                   int(1.5 * o.n_iter), tick(f"step autofocus: full resolution, step at shot {b}"))
+            f = f.cpu().numpy()
             if not np.isfinite(f_zero):
-                f_zero = float(f[(grid_a == 0).all(1)][0])
-            i = int(torch.argmin(f))
-            stage_a.append((float(f[i]), b, grid_a[i].cpu().numpy()))
-            stages["coarse_grid"].append({"step_shot": b, "objective": float(f[i]),
-                                               "theta": grid_a[i].cpu().tolist()})
-        stage_a.sort(key=lambda r: r[0])
-        stage_b = []
-        for _, b, th in stage_a[:top_steps]:
-            ma, mb = _line_masks(si, b, ref, dev)
-            g = torch.as_tensor([[r, th[1] + dy, th[2] + dx] for r in rots for dy in (-trans_step, 0, trans_step)
-                                 for dx in (-trans_step, 0, trans_step)], dtype=torch.float32, device=dev)
-            f, xs = _solve_chunked(m, g, ma, mb, n_iter, tick(f"step autofocus: rotations, step at shot {b}"))
-            i = int(torch.argmin(f))
-            stage_b.append((float(f[i]), b, g[i].cpu().numpy(), xs[i]))
-            stages["rotation_grid"].append({"step_shot": b, "objective": float(f[i]), "theta": g[i].cpu().tolist()})
-        stage_b.sort(key=lambda r: r[0])
-        for _, b, th, x0 in stage_b[:2]:
-            ma, mb = _line_masks(si, b, ref, dev)
-            t = tick(f"step autofocus: refining the move at shot {b}")
-
-            def fun(p: np.ndarray, ma=ma, mb=mb, x0=x0, t=t) -> float:
-                th_ = torch.as_tensor(np.asarray(p, dtype=np.float32)[None], device=dev)
-                return float(_solve(m, th_, ma, mb, n_iter, x0=x0, tick=t)[0][0])
-
-            r = minimize(fun, th.astype(np.float64), method="Powell",
-                         options={"xtol": 0.02, "ftol": 1e-5, "maxfev": int(refine_evals)})
-            stages["refine"].append({"step_shot": b, "objective": float(r.fun), "theta": [float(v) for v in r.x],
-                                     "evaluations": int(r.nfev)})
-            if best is None or r.fun < best[0]:
-                best = (float(r.fun), b, np.asarray(r.x, dtype=np.float64))
+                f_zero = float(f[0])
+            i = 1 + int(np.argmin(f[1:]))
+            stages["local_grid"].append({"step_shot": b, "objective": float(f[i]), "theta": cand[i].tolist()})
+            fr, thr = _joint_refine(m, cand[i], xs[i], ma, mb, int(o.refine_iter),
+                                    tick(f"step autofocus: refining the move at shot {b}"))
+            if not (np.all(np.abs(thr[1:]) <= o.max_trans + 1) and abs(thr[0]) <= o.max_rot + 1) or not fr < f[i]:
+                fr, thr = float(f[i]), cand[i]  # the refinement left the box or did not help
+            stages["refine"].append({"step_shot": b, "objective": fr, "theta": [float(v) for v in thr]})
+            if best is None or fr < best[0]:
+                best = (fr, b, thr)
+        if best is not None:
+            # the grid stages may lock on the right move one shot off, and a move of the mirrored
+            # lines scores alike but not the same (the unpaired edge line, the priors): compare
+            # the neighbours and the mirrors at the move found, each solved alike from the input
+            b0, th0 = best[1], best[2]
+            stages["neighbours"] = []
+            far0 = _far_lines(si, b0, ref)
+            mirror_b = [b for b in range(1, nshot) if b != b0 and _mirrored(far0, _far_lines(si, b, ref))]
+            for b in sorted({b0 - 1, b0, b0 + 1, *mirror_b}):
+                far = _far_lines(si, b, ref) if 1 <= b < nshot else None
+                if far is None or not 0 < far.sum() < int((si >= 0).sum()):
+                    continue
+                ma, mb = _line_masks(si, b, ref, dev)
+                f, _ = _solve(m, torch.as_tensor(th0[None], dtype=torch.float32, device=dev), ma, mb,
+                              int(o.refine_iter), tick=tick(f"step autofocus: the move at shot {b} or its neighbours"))
+                stages["neighbours"].append({"step_shot": b, "objective": float(f[0])})
+            nb = min(stages["neighbours"], key=lambda r: r["objective"])
+            if nb["step_shot"] != b0:
+                best = (min(best[0], nb["objective"]), int(nb["step_shot"]), th0)
     except Cancelled:
         cancelled = True
-    moved = best is not None and best[0] < f_zero and not cancelled
+    gain = float(f_zero - best[0]) if best is not None and np.isfinite(f_zero) else 0.0
+    moved = best is not None and not cancelled and gain >= o.min_gain
+    if cancelled:
+        reason = "cancelled: the input is returned unchanged"
+    elif best is None:
+        reason = "no step shot moves enough lines to be searched (min_band)"
+    elif not moved:
+        reason = (f"no move found with confidence: the best move lowers J by {gain:.3f} from zero motion, below "
+                  f"min_gain {o.min_gain:.3f}; the input is returned unchanged")
+    else:
+        reason = f"a move at shot {best[1]} lowers J by {gain:.3f} from zero motion (min_gain {o.min_gain:.3f})"
+    corr_report = None
     if moved:
         assert best is not None
         motion = step_motion(nshot, best[1], best[2], ref)
-        res = correct_magnitude(m_np, si, motion, max_iter=correct_iter, device=device,
+        res = correct_magnitude(m_np, si, motion, max_iter=o.correct_iter, device=o.device,
                                 progress=(lambda i, n, msg: progress(total - 1, total, msg)) if progress else None,
                                 cancel=cancel)
         image_out, corr_report = res.image, res.report
         cancelled = cancelled or bool(corr_report.get("cancelled"))
     else:
         motion = np.zeros((nshot, 3))
-        image_out, corr_report = m_np.astype(np.float32), None
+        image_out = m_np.astype(np.float32)
     if progress is not None:
         progress(total, total, "step autofocus: done")
+    mirrors: list[int] = []
+    if moved:
+        assert best is not None
+        far = _far_lines(si, best[1], ref)
+        mirrors = [b for b in range(1, nshot) if b != best[1] and _mirrored(far, _far_lines(si, b, ref))]
     report = {
         "method": "step-autofocus",
-        "parameters": {"model": "|F^H (M_A F x + M_B F T(theta) x)|, x real, one move", "max_rot": float(max_rot),
-                       "max_trans": float(max_trans), "rot_step": float(rot_step), "trans_step": float(trans_step),
-                       "coarse_rot_step": float(coarse_rot_step),
-                       "top_steps": int(top_steps), "n_iter": int(n_iter), "refine_evals": int(refine_evals),
-                       "correct_iter": int(correct_iter), "scale": scale, "device": str(device), "seed": int(seed)},
+        "parameters": {"model": "|F^H (M_A F x + M_B F T(theta) x)|, x real, one move", **o.as_dict(),
+                       "search_tv_weight": SEARCH_TV_WEIGHT},
         "reference_shot": int(ref),
         "step_shot": int(best[1]) if moved else None,
+        "mirror_shots": mirrors,
         "theta_reference": [float(v) for v in best[2]] if moved else None,
         "objective": {"zero": f_zero, "best": float(best[0]) if best is not None else None},
+        "gain": gain,
+        "corrected": bool(moved),
+        "reason": reason,
         "stages": stages,
         "seconds": {"total": time.perf_counter() - t_start},
         "cancelled": cancelled,

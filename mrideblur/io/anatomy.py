@@ -1,5 +1,7 @@
 """Built-in test objects that need no download: the MNI152 T1 template, the Shepp-Logan phantom
-and the photographs bundled with scikit-image.
+and the photographs bundled with scikit-image; with Debian's ``mricron-data`` installed
+(``apt-get install mricron-data``), also the Colin27 single-subject head (``ch2.nii.gz``, 1 mm,
+scalp included) and the INIA19 macaque brain template (0.5 mm).
 
 The MNI152 2009a symmetric T1 template (1 mm isotropic) ships inside nilearn's wheel; it is read
 from the installed package's data folder with nibabel, without importing nilearn (which is
@@ -14,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["mni_template_path", "mni_volume", "mni_slice", "shepp_logan", "photo", "PLANES"]
+__all__ = ["mni_template_path", "mni_volume", "mni_slice", "shepp_logan", "photo", "template_slice", "PLANES",
+           "TEMPLATES"]
 
 PLANES = ("axial", "coronal", "sagittal")
 _MNI_FILE = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
@@ -53,6 +56,41 @@ def mni_volume() -> tuple[np.ndarray, np.ndarray]:
     return vol.copy(), aff.copy()
 
 
+#: Volumes of Debian's mricron-data package (``/usr/share/mricron/templates``).
+TEMPLATES = {"colin27": "ch2.nii.gz", "inia19": "inia19-t1-brain.nii.gz"}
+_MRICRON = Path("/usr/share/mricron/templates")
+
+
+@lru_cache(maxsize=2)
+def _template_cached(name: str) -> np.ndarray:
+    import nibabel as nib
+
+    if name == "mni152":
+        return _mni_cached()[0]
+    if name not in TEMPLATES:
+        raise ValueError(f"name: expected one of {('mni152',) + tuple(TEMPLATES)}, got {name!r}")
+    path = _MRICRON / TEMPLATES[name]
+    if not path.is_file():
+        raise ValueError(f"{path}: missing; the {name} template comes with Debian's mricron-data "
+                         "(apt-get install mricron-data)")
+    img = nib.as_closest_canonical(nib.load(str(path)))  # RAS
+    vol = np.asarray(img.dataobj, dtype=np.float32).transpose(2, 1, 0)[:, ::-1, :]
+    vol = np.ascontiguousarray(vol) / max(float(vol.max()), 1e-12)
+    return vol
+
+
+def template_slice(name: str, plane: str = "axial", position: float = 0.55, size: int | None = None) -> np.ndarray:
+    """One 2D slice of a template volume (``"mni152"``, ``"colin27"``, ``"inia19"``), float64 in
+    [0, 1], oriented and resampled as :func:`mni_slice` does.
+
+    Raises
+    ------
+    ValueError
+        An unknown name, plane or position, or a template whose package is not installed.
+    """
+    return _slice(_template_cached(name), plane, position, size)
+
+
 def mni_slice(plane: str = "axial", position: float = 0.55, size: int | None = None) -> np.ndarray:
     """One 2D slice of the MNI152 T1 template, float64 in [0, 1].
 
@@ -68,11 +106,14 @@ def mni_slice(plane: str = "axial", position: float = 0.55, size: int | None = N
     -------
     (ny, nx) float64 array.
     """
+    return _slice(_mni_cached()[0], plane, position, size)
+
+
+def _slice(vol: np.ndarray, plane: str, position: float, size: int | None) -> np.ndarray:
     if plane not in PLANES:
         raise ValueError(f"plane: expected one of {PLANES}, got {plane!r}")
     if not 0 <= position <= 1:
         raise ValueError(f"position: expected a fraction in [0, 1], got {position}")
-    vol, _ = _mni_cached()
     ax = PLANES.index(plane)
     i = int(round(position * (vol.shape[ax] - 1)))
     sl = np.take(vol, i, axis=ax).astype(np.float64)
