@@ -23,16 +23,11 @@ fraction and the seconds of :func:`mrideblur.estimators.autofocus_magnitude.corr
 **true** motion (the forward model ``|sum_s F^H M_s F T_s x|`` with ``x`` real): what a magnitude
 image gives back once the motion is known, since autofocus cannot estimate it from one.
 
-Magnitude rows of the sequential step cases add *step autofocus*:
-:func:`mrideblur.estimators.autofocus_step.step_autofocus`, which estimates one move (the step shot and
-``rot, ty, tx``) from the magnitude image alone under the modulus model and corrects with it;
-*step shot (true)* is the first shot after the move it found (``-``: none beat zero motion)
-and, in brackets, the simulator's. It is not run on the interleaved random cases (not one
-move; a development run of an earlier version of the search, at 64x64 with 8 shots,
-recovered -0.00 to +0.02 there: it neither helped nor harmed).
+The step autofocus of magnitude images (one move per scan, searched globally) has its own
+benchmark, per anatomy and matrix size: ``benchmarks/autofocus_step.py``.
 
 Run: ``python benchmarks/autofocus.py --workers 2`` (writes ``benchmarks/autofocus.md``; about
-45 minutes on 2 cores, one torch thread per worker, most of it the step autofocus).
+15 minutes on 2 cores, one torch thread per worker).
 """
 
 from __future__ import annotations
@@ -57,7 +52,6 @@ from mrideblur.metrics import psnr  # noqa: E402
 from mrideblur.estimators.aligned_sense import rebase_motion, reference_shot  # noqa: E402
 from mrideblur.estimators.autofocus import _adjoint_image, autofocus  # noqa: E402
 from mrideblur.estimators.autofocus_magnitude import correct_magnitude  # noqa: E402
-from mrideblur.estimators.autofocus_step import step_autofocus  # noqa: E402
 from mrideblur.physics.fourier import fft  # noqa: E402
 from mrideblur.physics.shots import make_shot_index  # noqa: E402
 from mrideblur.physics.simulate import motion_track  # noqa: E402
@@ -97,31 +91,17 @@ def run_case(job: tuple) -> list[dict]:
         r = dict(ordering=ordering, kind=kind, anatomy=name, seed=seed, data=data_kind, p_in=p_in, p_af=p_af,
                  p_clean=p_clean, rec=(p_af - p_in) / (p_clean - p_in), fix=fix,
                  rot=float(np.sqrt(np.mean(err[:, 0] ** 2))), tr=float(np.sqrt(np.mean(err[:, 1:] ** 2))), sec=sec,
-                 mod_fix=float("nan"), mod_rec=float("nan"), mod_sec=float("nan"), st_p=float("nan"),
-                 st_rec=float("nan"), st_rot=float("nan"), st_tr=float("nan"), st_sec=float("nan"), st_shot="-",
-                 true_shot="-")
+                 mod_fix=float("nan"), mod_rec=float("nan"), mod_sec=float("nan"))
         if data_kind == "magnitude":
             t0 = time.perf_counter()
             p_mod = psnr(correct_magnitude(data, si, motion).image, truth, fit_scale=True)
             r["mod_sec"] = time.perf_counter() - t0
             r["mod_fix"], r["mod_rec"] = p_mod - p_in, (p_mod - p_in) / (p_clean - p_in)
-        if data_kind == "magnitude" and kind == "step":  # the one-move model's case
-            t0 = time.perf_counter()
-            st = step_autofocus(data, si)
-            r["st_sec"] = time.perf_counter() - t0
-            r["st_p"] = psnr(st.image, truth, fit_scale=True)
-            r["st_rec"] = (r["st_p"] - p_in) / (p_clean - p_in)
-            e = st.motion - motion
-            r["st_rot"], r["st_tr"] = float(np.sqrt(np.mean(e[:, 0] ** 2))), float(np.sqrt(np.mean(e[:, 1:] ** 2)))
-            r["st_shot"] = "-" if st.report["step_shot"] is None else str(st.report["step_shot"])
-            moves = np.flatnonzero(np.any(np.diff(motion, axis=0) != 0, axis=1)) + 1
-            r["true_shot"] = ",".join(str(v) for v in moves[:3]) + ("..." if len(moves) > 3 else "") or "-"
         rows.append(r)
         print(f"{ordering:11s} {name:8s} {seed} {data_kind:9s} in {p_in:5.2f} af {p_af:5.2f} clean "
               f"{p_clean:5.2f} rec {r['rec']:+.2f} fix {fix:+.2f} rot {r['rot']:.2f} tr {r['tr']:.2f} "
-              f"{sec:.1f}s" + (f" | modulus model, true motion: {r['mod_fix']:+.2f} dB, rec {r['mod_rec']:+.2f} | "
-                               f"step autofocus {r['st_p']:.2f} rec {r['st_rec']:+.2f} step {r['st_shot']} "
-                               f"(true {r['true_shot']}) {r['st_sec']:.0f}s" if data_kind == "magnitude" else ""),
+              f"{sec:.1f}s" + (f" | modulus model, true motion: {r['mod_fix']:+.2f} dB, rec {r['mod_rec']:+.2f}"
+                               if data_kind == "magnitude" else ""),
               flush=True)
     return rows
 
@@ -168,34 +148,18 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {ordering}, {sel[0]['kind']} | {data_kind} | {med('p_in'):.2f} | {med('p_af'):.2f} | "
                          f"{med('p_clean'):.2f} | {med('rec'):+.2f} | {sum(r['rec'] >= 0.5 for r in sel)}/{len(sel)} | "
                          f"{med('fix'):+.2f} dB | {med('rot'):.2f} | {med('tr'):.2f} | {med('sec'):.1f} | {mod}")
-    lines += ["", "## Magnitude images: step autofocus (`mrideblur.estimators.autofocus_step.step_autofocus`)", "",
-              "One move per scan, searched globally under the modulus model (median over anatomies and seeds; "
-              "*step found*: cases whose estimated step shot is the true one).", "",
-              "| ordering, motion | input PSNR | step autofocus PSNR | motion-free | recovered (median) | "
-              "recovered (MNI only, median) | cases >= 0.5 | step found | rot RMSE (deg) | trans RMSE (px) | seconds |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for ordering in ("sequential",):
-        sel = [r for r in rows if r["ordering"] == ordering and r["data"] == "magnitude"]
-        med = lambda k, rs=sel: float(np.median([r[k] for r in rs]))  # noqa: E731
-        mni = [r for r in sel if r["anatomy"] != "shepp"]
-        found = sum(r["st_shot"] == r["true_shot"] for r in sel)
-        lines.append(f"| {ordering}, {sel[0]['kind']} | {med('p_in'):.2f} | {med('st_p'):.2f} | {med('p_clean'):.2f} | "
-                     f"{med('st_rec'):+.2f} | {med('st_rec', mni):+.2f} | {sum(r['st_rec'] >= 0.5 for r in sel)}/{len(sel)} | "
-                     f"{found}/{len(sel)} | {med('st_rot'):.2f} | {med('st_tr'):.2f} | {med('st_sec'):.0f} |")
+    lines += ["", "The step autofocus of magnitude images (one move per scan): "
+              "[autofocus_step.md](autofocus_step.md)."]
     lines += ["", "## Every case", "",
               "| ordering | anatomy | seed | data | input | autofocus | motion-free | recovered | true-motion fix | "
-              "rot RMSE | trans RMSE | modulus model, true motion: fix | recovered | step autofocus | recovered | "
-              "step shot (true) | rot / trans RMSE | seconds |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "rot RMSE | trans RMSE | modulus model, true motion: fix | recovered |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         mag = r["data"] == "magnitude"
         mod = f"{r['mod_fix']:+.2f} | {r['mod_rec']:+.2f} |" if mag else "- | - |"
-        mag = mag and r["kind"] == "step"
-        st = (f" {r['st_p']:.2f} | {r['st_rec']:+.2f} | {r['st_shot']} ({r['true_shot']}) | {r['st_rot']:.2f} / "
-              f"{r['st_tr']:.2f} | {r['st_sec']:.0f} |" if mag else " - | - | - | - | - |")
         lines.append(f"| {r['ordering']} | {r['anatomy']} | {r['seed']} | {r['data']} | {r['p_in']:.2f} | "
                      f"{r['p_af']:.2f} | {r['p_clean']:.2f} | {r['rec']:+.2f} | {r['fix']:+.2f} | {r['rot']:.2f} | "
-                     f"{r['tr']:.2f} | {mod}{st}")
+                     f"{r['tr']:.2f} | {mod}")
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
     return 0

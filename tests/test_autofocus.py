@@ -241,8 +241,8 @@ def test_step_objective_ranks_the_true_move_first():
 def test_step_autofocus_recovers_half_the_psnr_lost_in_a_magnitude_image():
     """The issue's case on images from the plain ndimage simulator (sequential ordering, one
     move of up to 3 deg / 3 px): from the magnitude image alone, at least half of the PSNR the
-    motion cost comes back (measured 0.73 and 0.80 at 64x64, 8 shots) and the step shot is
-    found."""
+    motion cost comes back (measured 0.72 and 0.70 at 64x64, 8 shots) and the step shot (or the
+    mirror of its lines) and the move are found."""
     for name, seed in (("axial", 0), ("sagittal", 1)):
         mag, si, motion, truth, clean = _magnitude_case("sequential", "step", name, seed)
         res = step_autofocus(mag, si)
@@ -288,7 +288,7 @@ def test_step_autofocus_returns_a_still_scan_unchanged():
     mag = np.abs(corrupt_image(_anatomy("coronal"), si, np.zeros((NSHOT, 3)), 0.01, 3))
     res = step_autofocus(mag, si)
     assert not res.report["corrected"] and res.report["step_shot"] is None, res.report["reason"]
-    assert res.report["gain"] < res.report["parameters"]["min_gain"]
+    assert res.report["gain"] < res.report["gain_bar"] == pytest.approx(res.report["parameters"]["min_gain"] / 3)
     assert np.array_equal(res.image, mag.astype(np.float32)) and np.all(res.motion == 0)
 
 

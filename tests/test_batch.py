@@ -206,6 +206,10 @@ def test_nifti_correct_round_trip_keeps_affine_and_header(tmp_path, capsys, ndim
     assert np.corrcoef(res.get_fdata().ravel(), data.ravel())[0, 1] > 0.9
     report = json.loads((out / "report.json").read_text())
     assert report["method"] == "autofocus" and report["slices"] == (1 if ndim == 2 else 2)
+    # each slice says whether the step autofocus changed it, and why
+    flags = [r["corrected"] for r in report["slice_reports"]]
+    assert report["slices_corrected"] == sum(flags) and len(report["slices_unchanged"]) == len(flags) - sum(flags)
+    assert all(r["reason"] for r in report["slice_reports"])
     assert sorted(p.name for p in out.iterdir()) == ["corrected.nii.gz", "motion.csv", "report.json"]
 
 

@@ -129,6 +129,10 @@ def assemble(out_dir: Path, st: Study, command: str) -> dict[str, Any]:
     fit = _study_data_fit(ids, parts)
     if fit is not None:
         report["data_fit"] = fit
+    flags = [p["report"].get("corrected") for p in parts]
+    if any(f is not None for f in flags):  # a motion search that may keep a slice unchanged
+        report["slices_corrected"] = int(sum(bool(f) for f in flags))
+        report["slices_unchanged"] = [i for i, f in zip(ids, flags) if f is False]
     if st.kind == "nifti":
         _write_nifti_study(folder, st, ids, parts, report)
     else:

@@ -5,6 +5,7 @@ the same slice tasks, in this process, without Dask)."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -140,6 +141,10 @@ def correct_nifti_command(args: argparse.Namespace) -> int:
     print(f"{args.method} ({what}): {row['slices']} slice(s), {float(row['seconds'] or 0):.1f} s of compute")
     if row["psnr_corrected_db"]:
         print(f"PSNR vs truth: uncorrected {row['psnr_uncorrected_db']} dB, corrected {row['psnr_corrected_db']} dB")
+    done = json.loads((target / DONE).read_text())
+    if "slices_corrected" in done:
+        print(f"{done['slices_corrected']} of {row['slices']} slice(s) corrected; the others are returned unchanged "
+              f"(no move found with confidence: 'reason' in each of {DONE}'s slice_reports)")
     print(f"outputs in {out}: corrected.nii.gz, motion.csv, {DONE}")
     if row["warning"]:
         print(f"mrideblur: warning: {row['warning']}", file=sys.stderr)
