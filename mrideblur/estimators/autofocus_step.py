@@ -142,20 +142,26 @@ def _solve(m: torch.Tensor, theta: torch.Tensor, ma: torch.Tensor, mb: torch.Ten
     candidates' objectives (they are independent) from ``x0`` (default ``m``)."""
     start = m if x0 is None else x0
     x = start.expand(theta.shape[0], *m.shape).clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=n_iter, max_eval=int(1.25 * n_iter), history_size=20,
+    _lbfgs([x], lambda: _objective(x, m, theta, ma, mb).sum(), n_iter, tick)
+    with torch.no_grad():
+        return _objective(x, m, theta, ma, mb), x.detach()
+
+
+def _lbfgs(params: list[torch.Tensor], f: Callable[[], torch.Tensor], n_iter: int,
+           tick: Callable[[], None] | None = None) -> None:
+    """Minimise ``f()`` over ``params`` in place: L-BFGS with a strong-Wolfe line search."""
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=n_iter, max_eval=int(1.25 * n_iter), history_size=20,
                             line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-14)
 
     def closure() -> torch.Tensor:
         if tick is not None:
             tick()
         opt.zero_grad()
-        f = _objective(x, m, theta, ma, mb).sum()
-        f.backward()
-        return f
+        v = f()
+        v.backward()
+        return v
 
     opt.step(closure)
-    with torch.no_grad():
-        return _objective(x, m, theta, ma, mb), x.detach()
 
 
 def _solve_chunked(m, theta, ma, mb, n_iter, tick=None):
@@ -281,18 +287,7 @@ def _joint_refine(m: torch.Tensor, theta0: np.ndarray, x0: torch.Tensor, ma: tor
     """L-BFGS on the image and the move together, from a grid point: ``(J, theta)``."""
     x = x0.clone()[None].requires_grad_(True)
     th = torch.as_tensor(np.asarray(theta0, dtype=np.float32)[None], device=m.device).clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([x, th], lr=1.0, max_iter=n_iter, max_eval=int(1.25 * n_iter), history_size=20,
-                            line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-14)
-
-    def closure() -> torch.Tensor:
-        if tick is not None:
-            tick()
-        opt.zero_grad()
-        f = _objective(x, m, th, ma, mb).sum()
-        f.backward()
-        return f
-
-    opt.step(closure)
+    _lbfgs([x, th], lambda: _objective(x, m, th, ma, mb).sum(), n_iter, tick)
     with torch.no_grad():
         return float(_objective(x, m, th, ma, mb)[0]), th.detach().cpu().numpy()[0].astype(np.float64)
 
