@@ -9,8 +9,9 @@ ramps); the quarter-turn count is piecewise constant and carries no gradient.
 
 Speed: no Python loop over shots; every step is batched over ``(nshot, ...)``. The first 1D FFT
 is taken once for all shots (the image is shared). Each step is a custom autograd function
-(:class:`_Shift`) with an analytic backward, so autograd keeps only the step's spectrum and
-phase instead of the graph of the phase computation. Full-size phase ramps are the product of two
+(:class:`_Shift`) with an analytic backward, so autograd keeps only the step's spectrum (the
+phase is recomputed in backward) instead of the graph of the phase computation; without a
+gradient the steps run as plain FFTs with the phase multiplied in place. Full-size phase ramps are the product of two
 small tables (:func:`_phase`); the 1D grids are cached per length, device and dtype. Phase
 arguments are formed in float64 (float32 on devices without float64, e.g. MPS), reduced to
 ``[-1/2, 1/2]`` cycles, then cast to the working precision, so complex64 results match numpy to
@@ -162,15 +163,16 @@ class _Shift(torch.autograd.Function):
         p = _phase(vals, coords, axis, spatial, nbatch, y.dtype)
         yk = torch.fft.fft(y, dim=axis)
         out = torch.fft.ifft(yk * p, dim=axis)
-        ctx.save_for_backward(yk, p)
+        ctx.save_for_backward(yk, *vals)  # the phase is recomputed in backward: a full volume in 3D
         ctx.spec = spec
         ctx.vdtypes = [v.dtype for v in vals]
         return out
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple:
-        yk, p = ctx.saved_tensors
+        yk, *vals = ctx.saved_tensors
         axis, coords, spatial, nbatch = ctx.spec
+        p = _phase(tuple(vals), coords, axis, spatial, nbatch, yk.dtype)
         nd = len(spatial)
         q = torch.fft.fft(g, dim=axis) * p.conj()
         gy = None
@@ -230,10 +232,17 @@ def _rigid_torch(x: torch.Tensor, thetas: torch.Tensor, nd: int, adjoint: bool,
     y = x if per_shot else x.unsqueeze(0)
     nbatch = y.dim() - 1 - nd
     spatial = tuple(y.shape[-nd:])
+    grad = torch.is_grad_enabled() and (x.requires_grad or thetas.requires_grad)
     for ax, terms in ops:
         coords = tuple(c for c, _ in terms)
         vals = tuple(v for _, v in terms)
-        y = _Shift.apply(y, (ax, coords, spatial, nbatch), *vals)
+        if grad:
+            y = _Shift.apply(y, (ax, coords, spatial, nbatch), *vals)
+        else:  # same numbers without the autograd bookkeeping: the phase multiplies in place
+            y = torch.fft.fft(y, dim=ax)
+            ph = _phase(vals, coords, ax, spatial, nbatch, y.dtype)
+            y = y.mul_(ph) if y.shape[0] == ph.shape[0] else y * ph  # shared image: one spectrum for all shots
+            y = torch.fft.ifft(y, dim=ax)
     if not ops:
         y = y.expand((nshot,) + tuple(y.shape[1:])).clone()
     return y

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 import sigpy as sp
+import torch
 
 from .fourier import fft, ifft, shot_dft_rows
-from .motion import rigid2d, rigid2d_batch, rigid3d
-from .shots import count_shots, shot_masks, validate_shot_index
+from .motion import rigid2d_batch
+from .multishot_torch import MultiShotSenseTorch
+from .shots import count_shots, validate_shot_index
 
 __all__ = ["MultiShotSense", "check_sens", "check_motion"]
 
@@ -64,8 +66,9 @@ class MultiShotSense(sp.linop.Linop):
     -----
     ``ishape = (ny, nx)`` (or ``(nz, ny, nx)``), ``oshape = sens.shape``.  With motion in 2D
     every shot is transformed along ``ky`` only on its own lines, by a product with those rows
-    of the DFT (:func:`~mrideblur.physics.fourier.shot_dft_rows`), then along ``kx``; in 3D one
-    application costs ``nshot x coils`` FFTs; without motion ``coils`` FFTs.  Composes with any sigpy
+    of the DFT (:func:`~mrideblur.physics.fourier.shot_dft_rows`), then along ``kx``; in 3D the
+    torch model does the work (:mod:`mrideblur.physics.rows3d`: per shot only the rows of k-space
+    the shot owns, sharing this object's memory); without motion ``coils`` FFTs.  Composes with any sigpy
     ``Linop`` and solver (e.g. ``sp.app.LinearLeastSquares(A, y)``).
     """
 
@@ -78,7 +81,6 @@ class MultiShotSense(sp.linop.Linop):
         self.shot_index = validate_shot_index(shot_index, sens.shape[1:-1])
         self.nshot = count_shots(self.shot_index)
         self.motion = check_motion(motion, self.nshot, self.ndim_img)
-        self.masks = shot_masks(self.shot_index, self.nshot)[..., None]  # (nshot, [kz,] ky, 1)
         self.acquired = (self.shot_index >= 0)[..., None]
         self.moving = bool(np.any(self.motion != 0))
         if self.ndim_img == 2 and self.moving:
@@ -86,11 +88,12 @@ class MultiShotSense(sp.linop.Linop):
             self._E = E.astype(np.result_type(self.sens, np.complex64))[:, None]  # (nshot, 1, nmax, ny)
             self._EH = np.ascontiguousarray(np.conj(np.swapaxes(self._E, -1, -2)))
             self._rows = rows
+        if self.ndim_img == 3 and self.moving:  # the torch model, on these arrays' memory (rows3d)
+            cdt = torch.complex128 if self.sens.dtype == np.complex128 else torch.complex64
+            self._t3 = MultiShotSenseTorch(self.shot_index, 3, dtype=cdt)
+            self._t3_sens = torch.from_numpy(np.ascontiguousarray(self.sens))
+            self._t3_theta = torch.as_tensor(self.motion, dtype=torch.float64 if cdt == torch.complex128 else torch.float32)
         super().__init__(tuple(sens.shape), tuple(sens.shape[1:]))
-
-    def _transform(self, x: np.ndarray, s: int, adjoint: bool = False) -> np.ndarray:
-        fn = rigid2d if self.ndim_img == 2 else rigid3d
-        return fn(x, self.motion[s], adjoint=adjoint)
 
     def _apply(self, input: np.ndarray) -> np.ndarray:
         x = np.asarray(input)
@@ -102,10 +105,10 @@ class MultiShotSense(sp.linop.Linop):
             out = np.zeros((self.oshape[0], self.oshape[1] + 1, self.oshape[2]), dtype=lines.dtype)
             out[:, self._rows.ravel()] = np.swapaxes(lines, 0, 1).reshape(out.shape[0], -1, out.shape[2])
             return out[:, :-1]
-        out = np.zeros(self.oshape, dtype=np.result_type(x, self.sens, np.complex64))
-        for s in range(self.nshot):  # 3D: one shot at a time keeps memory at a few volumes
-            out += fft(self.sens * self._transform(x, s), self.ndim_img) * self.masks[s]
-        return out
+        # 3D: the torch model (one shot at a time, each on its own k-space rows), no copies on CPU
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=self.sens.dtype))
+        with torch.no_grad():
+            return self._t3.forward(xt, self._t3_theta, self._t3_sens).numpy()
 
     def _adjoint_linop(self) -> sp.linop.Linop:
         return _MultiShotSenseAdjoint(self)
@@ -128,11 +131,9 @@ class _MultiShotSenseAdjoint(sp.linop.Linop):
             lines = np.swapaxes(pad[:, f._rows], 0, 1)  # (nshot, coils, nmax, kx)
             z = np.sum(np.conj(f.sens) * (f._EH @ ifft(lines, 1)), axis=1)  # (nshot, ny, nx)
             return rigid2d_batch(z, f.motion, adjoint=True, per_shot=True).sum(axis=0)
-        out = np.zeros(self.oshape, dtype=np.result_type(y, f.sens, np.complex64))
-        for s in range(f.nshot):
-            z = np.sum(np.conj(f.sens) * ifft(y * f.masks[s], f.ndim_img), axis=0)
-            out += f._transform(z, s, adjoint=True)
-        return out
+        yt = torch.from_numpy(np.ascontiguousarray(y, dtype=f.sens.dtype))
+        with torch.no_grad():
+            return f._t3.adjoint(yt, f._t3_theta, f._t3_sens).numpy()
 
     def _adjoint_linop(self) -> sp.linop.Linop:
         return self.fwd

@@ -13,8 +13,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .fourier import fft_torch, ifft_torch, shot_dft_rows
+from ..memory import keep_freed_memory
+from .fourier import fft_torch, ifft_torch, shot_dft_plan3d, shot_dft_rows
 from .motion_torch import rigid2d_torch, rigid3d_torch
+from .rows3d import ShotRowsTorch, shot_adjoint3d, shot_forward3d
 from .operators import LinearPhysics
 from .shots import count_shots, shot_masks, validate_shot_index
 
@@ -78,6 +80,9 @@ class MultiShotSenseTorch:
         self._rigid = rigid2d_torch if ndim == 2 else rigid3d_torch
         if ndim == 2:
             self._setup_rows(rdt)
+        else:
+            keep_freed_memory()  # volume-sized buffers come and go per shot (mrideblur.memory)
+            self._plans3d = [ShotRowsTorch(p, self.device, dtype) for p in shot_dft_plan3d(self.shot_index, self.nshot)]
 
     def _setup_rows(self, rdt: torch.dtype) -> None:
         """Per-shot rows of the centred orthonormal DFT along ``ky`` (:func:`shot_dft_rows`)."""
@@ -99,10 +104,8 @@ class MultiShotSenseTorch:
             out = torch.zeros((nc, ny + 1, nx), dtype=flat.dtype, device=flat.device)
             return out.index_add(1, self._rows, flat)[:, :ny]
         out = None
-        for s in range(self.nshot):
-            moved = self._rigid(x, thetas[s : s + 1])[0]
-            k = fft_torch(sens * moved, self.ndim) * self.masks[s]
-            out = k if out is None else out + k
+        for s in range(self.nshot):  # 3D: one shot at a time, on its own k-space rows (rows3d)
+            out = shot_forward3d(out, self._rigid(x, thetas[s : s + 1])[0], sens, self._plans3d[s])
         return out
 
     def shot_lines(self, x: torch.Tensor, thetas: torch.Tensor, sens: torch.Tensor, shot: int) -> torch.Tensor:
@@ -134,7 +137,7 @@ class MultiShotSenseTorch:
             return self._rigid(z, thetas, adjoint=True, per_shot=True).sum(0)
         out = None
         for s in range(self.nshot):
-            z = (sens.conj() * ifft_torch(y * self.masks[s], self.ndim)).sum(0)
+            z = shot_adjoint3d(y, sens, self._plans3d[s])
             r = self._rigid(z, thetas[s : s + 1], adjoint=True)[0]
             out = r if out is None else out + r
         return out
