@@ -7,8 +7,11 @@ plus one forward+backward pass of ``||A x - y||^2`` in torch with respect to the
 motion parameters:
 
 - 2D: 256 x 256, 8 coils, 16 interleaved shots, random motion (up to 3 deg / 3 px);
-- 3D: 128^3, 16 coils, 32 interleaved shots over ``(kz, ky)``: numpy forward and adjoint,
-  torch forward.
+- 3D: 128^3, 16 coils, 32 interleaved shots over ``(kz, ky)``: numpy forward and adjoint (the
+  torch model underneath), torch forward, adjoint, forward + adjoint and forward + backward;
+- for both, the *FFT floor*: the bare FFT calls one forward + adjoint cannot avoid
+  (:func:`fft_floor`), timed the same way; the ratio of ``fwd+adj`` to it is what the
+  implementation adds to its FFTs.
 
 Every row runs in a fresh subprocess (this script with ``--worker``), which also reports its
 peak resident memory: the inputs are built, the process's high-water mark is reset through
@@ -219,13 +222,17 @@ def measure(spec: Spec) -> dict[str, Any]:
         fns = {
             "forward": no_grad(lambda: T.forward(x, thetas, sens)),
             "adjoint": no_grad(lambda: T.adjoint(y, thetas, sens)),
+            "fwd+adj": no_grad(lambda: T.adjoint(T.forward(x, thetas, sens), thetas, sens)),
             "fwd+bwd": fwd_bwd,
+            FLOOR: no_grad(fft_floor(T, p["motion"], x, sens)),
         }
         if spec.op not in fns:
-            raise ValueError(f"op: torch rows time 'forward', 'adjoint' or 'fwd+bwd', got {spec.op!r}")
+            raise ValueError(f"op: torch rows time {sorted(fns)}, got {spec.op!r}")
         fn = fns[spec.op]
 
         def check() -> dict[str, Any]:
+            if spec.op == FLOOR:
+                return {"check": "FFT calls only", "rel_err": float("nan")}
             with torch.no_grad():
                 ahy = T.adjoint(y, thetas, sens)
             if spec.op != "fwd+bwd":
@@ -253,6 +260,53 @@ def measure(spec: Spec) -> dict[str, Any]:
     result["times_s"] = times
     result.update(check())
     return result
+
+
+FLOOR = "FFT floor fwd+adj"
+
+
+def fft_floor(T: Any, motion: np.ndarray, x: Any, sens: Any) -> Callable[[], None]:
+    """The FFTs one forward + adjoint cannot avoid, as bare ``torch.fft`` calls on the same shapes.
+
+    Per shot and direction: the 1D FFT pair of every shear of the motion plan on one volume
+    (:func:`mrideblur.physics.motion.build_plan`), and in 3D the coil FFTs of the shot's own data
+    along the two axes left after its rows are picked (the data a ``(coils, K, ny, nx)`` or
+    ``(coils, nz, K, nx)`` array; :mod:`mrideblur.physics.rows3d`); in 2D the coil FFTs along
+    ``kx`` of the shot's lines. The products (phase ramps, coil maps, DFT rows), data movement
+    and Python are left out: the ratio to this row is what the implementation adds to the FFTs.
+    """
+    import torch
+
+    from mrideblur.physics.motion import build_plan
+
+    nd = x.dim()
+    nrot = 1 if nd == 2 else 3
+    vol = x.unsqueeze(0)
+    work = []
+    for s in range(1, motion.shape[0]):
+        th = motion[s : s + 1]
+        ops = build_plan(nd, [th[:, j] for j in range(nrot)], [th[:, nrot + i] for i in range(nd)],
+                         th[:, :nrot], th[:, nrot:], False, np.tan, np.sin, lambda v: v, True)
+        axes = [nd + ax + 1 for ax, _ in ops]  # dims of (1, *spatial)
+        if nd == 3:
+            p = T._plans3d[s]
+            k = len(p.rows)
+            shape = (sens.shape[0],) + tuple(k if i == p.axis else n for i, n in enumerate(x.shape))
+            dims = p.other if not p.full else (-3, -2, -1)
+            red = torch.zeros(shape if not p.full else sens.shape, dtype=x.dtype)
+        else:
+            red = torch.zeros((sens.shape[0], T._nmax, x.shape[-1]), dtype=x.dtype)
+            dims = (-1,)
+        work.append((axes, red, dims))
+
+    def run() -> None:
+        for _ in range(2):  # forward and adjoint
+            for axes, red, dims in work:
+                for ax in axes:
+                    torch.fft.ifft(torch.fft.fft(vol, dim=ax), dim=ax)
+                torch.fft.fftn(red, dim=dims)
+
+    return run
 
 
 def _worker(arg: str) -> None:
@@ -287,8 +341,11 @@ def plan(mode: Mode, cuda: bool, threads: int | None = None) -> list[Spec]:
     devices = ["cpu"] + (["cuda"] if cuda else [])
     rows += [Spec(impl="numpy", device="cpu", op=op, **d2) for op in ("forward", "adjoint")]
     rows += [Spec(impl="torch", device=dev, op=op, **d2) for dev in devices for op in ("forward", "adjoint", "fwd+bwd")]
+    rows += [Spec(impl="torch", device="cpu", op=FLOOR, **d2)]
     rows += [Spec(impl="numpy", device="cpu", op=op, **d3) for op in ("forward", "adjoint")]
-    rows += [Spec(impl="torch", device=dev, op="forward", **d3) for dev in devices]
+    rows += [Spec(impl="torch", device=dev, op=op, **d3) for dev in devices
+             for op in ("forward", "adjoint", "fwd+adj", "fwd+bwd")]
+    rows += [Spec(impl="torch", device="cpu", op=FLOOR, **d3)]
     return rows
 
 
@@ -315,7 +372,7 @@ def format_row(spec: Spec, r: dict[str, Any]) -> str:
     verdict = "ok" if peak < MEMORY_LIMIT_GB else "OVER"
     return (head + f"| {_fmt_time(statistics.median(t))} | {_fmt_time(min(t))} | {len(t)} "
             f"| {mem} | {'' if before is None else f'{before:.2f}'} | {100 * peak / MEMORY_LIMIT_GB:.0f}% {verdict} "
-            f"| {r['check']}: {r['rel_err']:.1e} |")
+            f"| {r['check'] if r['rel_err'] != r['rel_err'] else r['check'] + ': ' + format(r['rel_err'], '.1e')} |")
 
 
 def header(mode_name: str, argv: list[str], cuda_name: str | None, threads: int | None) -> list[str]:
