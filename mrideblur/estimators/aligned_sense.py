@@ -35,7 +35,7 @@ from ..physics.cg import conjugate_gradient
 from ..physics.coils import PolynomialCoilModel, normalize_sens
 from ..physics.fourier import fft, ifft, shot_dft_rows
 from ..physics.multishot_torch import MultiShotSenseTorch
-from ..physics.motion import rigid2d_batch, rigid3d_batch
+from ..physics.motion import rigid2d_batch
 from ..physics.shots import count_shots
 from .base import CancelFn, ProgressFn, Result, one_of, positive_int
 from .mri_common import KSpaceOptions, initial_sens, mri_report
@@ -286,14 +286,28 @@ def coil_images(kspace: np.ndarray, shot_index: np.ndarray, motion: np.ndarray, 
     nd = y.ndim - 1
     si = np.asarray(shot_index)
     nshot = int(si.max()) + 1
-    masks = np.stack([si == s for s in range(nshot)])[..., None][:, None]  # (nshot, 1, [kz,] ky, 1)
-    rigid = rigid2d_batch if nd == 2 else rigid3d_batch
+    if nd == 3:  # the 3D model with a coil map of ones, one coil at a time (rows3d: fast, small)
+        model = MultiShotSenseTorch(si, 3, nshot=nshot)
+        th = torch.as_tensor(np.asarray(motion), dtype=torch.float32)
+        one = torch.ones((1,) + y.shape[1:], dtype=torch.complex64)
 
-    def fwd(z: np.ndarray) -> np.ndarray:
-        return np.sum(fft(rigid(z, motion), nd) * masks, axis=0)
+        def fwd(z: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return np.stack([model.forward(torch.from_numpy(np.ascontiguousarray(zc, np.complex64)), th, one)[0].numpy()
+                                 for zc in z])
 
-    def adj(k: np.ndarray) -> np.ndarray:
-        return rigid(ifft(k[None] * masks, nd), motion, adjoint=True, per_shot=True).sum(0)
+        def adj(k: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return np.stack([model.adjoint(torch.from_numpy(np.ascontiguousarray(kc[None], np.complex64)), th, one).numpy()
+                                 for kc in k])
+    else:
+        masks = np.stack([si == s for s in range(nshot)])[..., None][:, None]  # (nshot, 1, ky, 1)
+
+        def fwd(z: np.ndarray) -> np.ndarray:
+            return np.sum(fft(rigid2d_batch(z, motion), nd) * masks, axis=0)
+
+        def adj(k: np.ndarray) -> np.ndarray:
+            return rigid2d_batch(ifft(k[None] * masks, nd), motion, adjoint=True, per_shot=True).sum(0)
 
     z = conjugate_gradient(lambda v: adj(fwd(v)), adj(y), max_iter=max_iter, tol=1e-6)
     return z.astype(np.complex64)
