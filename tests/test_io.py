@@ -376,3 +376,15 @@ def test_template_slices_are_oriented_like_the_mni_template():
             assert s[:48].sum() > s[72:].sum()
     with pytest.raises(ValueError, match="name"):
         template_slice("nonexistent")
+
+
+def test_template_volume_is_a_cube_in_unit_range():
+    from mrideblur.io.anatomy import template_volume
+
+    v = template_volume("mni152", 24)
+    assert v.shape == (24, 24, 24) and v.min() >= 0 and abs(v.max() - 1) < 1e-12
+    assert v[12, 12, 12] > 0.1 and v[0, 0, 0] == 0  # brain in the middle, air in the corner
+    with pytest.raises(ValueError, match="size"):
+        template_volume("mni152", 4)
+    with pytest.raises(ValueError, match="name"):
+        template_volume("nope", 24)
