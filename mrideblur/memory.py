@@ -3,8 +3,10 @@
 The 3D model allocates and frees volume-sized buffers (16 MB at 128^3) hundreds of times per
 application. By default glibc returns large freed blocks to the kernel (``munmap`` or heap
 trimming); the next allocation of the same size then page-faults every page and the kernel zeroes
-it, which on 2 cores cost as much as the FFTs themselves: one 128^3, 16-coil, 32-shot forward
-+ adjoint took 10.0 s with the defaults and 7.2 s with this setting (benchmarks/physics.md).
+it, which on 2 cores cost as much as the FFTs themselves: one 128^3, 16-coil, 32-shot torch
+forward + adjoint took 8.1-10.0 s with ``MRIDEBLUR_KEEP_FREED_MEMORY=0`` and 7.0-7.5 s with this
+setting (three runs each, 2 threads, 2026-12-05; ``benchmarks/physics.py`` with and without the
+variable measures the same).
 
 :func:`keep_freed_memory` raises glibc's ``M_MMAP_THRESHOLD`` to 32 MB (its maximum on 64-bit
 systems: blocks up to that size come from the heap and are reused) and ``M_TRIM_THRESHOLD`` to

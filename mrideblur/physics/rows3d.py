@@ -69,24 +69,32 @@ def _reduce(m: torch.Tensor, sens: torch.Tensor, p: ShotRowsTorch) -> torch.Tens
     return out
 
 
+def _rows_to_volume(M: torch.Tensor, g: torch.Tensor, shape: tuple[int, ...], axis: int,
+                    out: torch.Tensor | None = None) -> torch.Tensor:
+    """``M (N, K)`` applied along the reduced axis of ``g`` (``(n, K, ny, nx)`` for kz rows,
+    ``(n, nz, K, nx)`` for ky rows) -> ``(n, nz, ny, nx)``, into ``out`` when given."""
+    nz, ny, nx = shape
+    n = g.shape[0]
+    if axis == 0:
+        flat = None if out is None else out.view(n, nz, ny * nx)
+        return torch.matmul(M, g.reshape(n, g.shape[1], ny * nx), out=flat).view(n, nz, ny, nx)
+    return torch.matmul(M, g, out=out)
+
+
 def _expand(g: torch.Tensor, sens: torch.Tensor, p: ShotRowsTorch) -> torch.Tensor:
     """Adjoint of :func:`_reduce`: ``sum_c conj(S_c) E_s^H g_c`` -> ``(nz, ny, nx)``.
 
     Accumulated as ``conj(sum_c S_c conj(E_s^H g_c))`` with ``conj(E^H g) = E^T conj(g)``: one
     fused multiply-add per coil, without a conjugated copy of the coil maps.
     """
-    nc, (nz, ny, nx) = sens.shape[0], sens.shape[1:]
+    nc, shape = sens.shape[0], tuple(sens.shape[1:])
     gc = g.conj().resolve_conj()  # small: the shot's rows only
-    ET = p.E.T.contiguous() if p.ET is None else p.ET
-    acc = torch.zeros((nz, ny, nx), dtype=torch.result_type(g, sens), device=g.device)
-    step = _chunk(nc, nz * ny * nx)
-    w = torch.empty((step, nz, ny, nx), dtype=acc.dtype, device=g.device)
+    acc = torch.zeros(shape, dtype=torch.result_type(g, sens), device=g.device)
+    step = _chunk(nc, acc.numel())
+    w = torch.empty((step,) + shape, dtype=acc.dtype, device=g.device)
     for c0 in range(0, nc, step):
         n = min(step, nc - c0)
-        if p.axis == 0:
-            torch.matmul(ET, gc[c0 : c0 + n].reshape(n, gc.shape[1], ny * nx), out=w[:n].view(n, nz, ny * nx))
-        else:
-            torch.matmul(ET, gc[c0 : c0 + n], out=w[:n])
+        _rows_to_volume(p.ET, gc[c0 : c0 + n], shape, p.axis, out=w[:n])
         for j in range(n):
             acc.addcmul_(sens[c0 + j], w[j])
     return acc.conj_physical_()
@@ -107,15 +115,8 @@ class _CoilRows(torch.autograd.Function):
         p = ctx.p
         gm = _expand(g, sens, p) if ctx.needs_input_grad[0] else None
         gs = None
-        if ctx.needs_input_grad[1]:  # d/dS of E (S m): (E^H g) conj(m), coil by coil
-            nz, ny, nx = m.shape
-            gs = torch.empty_like(sens)
-            for c in range(sens.shape[0]):
-                if p.axis == 0:
-                    w = (p.EH @ g[c].reshape(g.shape[1], ny * nx)).reshape(nz, ny, nx)
-                else:
-                    w = p.EH @ g[c]
-                gs[c] = w * m.conj()
+        if ctx.needs_input_grad[1]:  # d/dS of E (S m): (E^H g) conj(m)
+            gs = _rows_to_volume(p.EH, g, tuple(m.shape), p.axis) * m.conj()
         return gm, gs, None
 
 
@@ -137,10 +138,5 @@ def shot_adjoint3d(y: torch.Tensor, sens: torch.Tensor, p: ShotRowsTorch) -> tor
         return (sens.conj() * ifft_torch(y * p.mask, 3)).sum(0)
     g = ifft_torch(y.index_select(p.dim, p.rows) * p.mask, dims=p.other)
     if g.requires_grad or sens.requires_grad:  # autograd through the plain operations
-        nz, ny, nx = sens.shape[1:]
-        if p.axis == 0:
-            w = (p.EH @ g.reshape(g.shape[0], g.shape[1], ny * nx)).reshape(g.shape[0], nz, ny, nx)
-        else:
-            w = p.EH @ g
-        return (sens.conj() * w).sum(0)
+        return (sens.conj() * _rows_to_volume(p.EH, g, tuple(sens.shape[1:]), p.axis)).sum(0)
     return _expand(g, sens, p)
