@@ -10,14 +10,16 @@ search alone reaches: a failure here is the search's, a failure only in the row 
 estimate's) and the oracle (CG-SENSE, true motion and coils, 30 iterations).  Scores as
 docs/conventions.md.
 
-Run: ``python benchmarks/orderings.py [--only I,J] [--threads T] [--report-only]`` (writes
-``benchmarks/orderings.md`` and appends raw rows to ``benchmarks/orderings.jsonl``; a rerun skips
-the cases already there, so two processes with disjoint ``--only`` lists can share the work).
+Run: ``python benchmarks/orderings.py [--only I,J] [--threads T] [--report-only] [--redo M]``
+(writes ``benchmarks/orderings.md`` and appends raw rows to ``benchmarks/orderings.jsonl``; a rerun
+skips the cases already there, so two processes with disjoint ``--only`` lists can share the work;
+``--redo M`` recomputes method ``METHODS[M]`` of the chosen cases after a change to it).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import datetime
 import json
 import os
@@ -54,7 +56,11 @@ def key(c: dict) -> str:
     return f"{c['ordering']}/+-{c['max_motion']:g}/{c['anatomy']}/{c['motion']}/seed{c['seed']}"
 
 
-def run_case(c: dict) -> list[dict]:
+METHODS = ("uncorrected (ESPIRiT, no motion)", "aligned-SENSE (coils estimated)", "aligned-SENSE, true coils given",
+           "oracle (true motion and coils)")
+
+
+def run_case(c: dict, methods: tuple[str, ...] = METHODS) -> list[dict]:
     image = shepp_logan(192) if c["anatomy"] == "shepp-logan" else mni_slice("axial", 0.5, 192)
     case = simulate(image, ncoil=8, nshot=16, ordering=c["ordering"], accel=1, motion=c["motion"],
                     max_rot=c["max_motion"], max_trans=c["max_motion"], noise=0.01, seed=c["seed"])
@@ -70,18 +76,19 @@ def run_case(c: dict) -> list[dict]:
                          seconds=seconds, spearman=float("nan")))
         print(rows[-1], flush=True)
 
-    t = time.perf_counter()
-    r = correct(case.kspace, case.shot_index, "none")
-    score("uncorrected (ESPIRiT, no motion)", r.image, r.motion, time.perf_counter() - t)
-    t = time.perf_counter()
-    r = correct(case.kspace, case.shot_index, "aligned-sense")
-    score("aligned-SENSE (coils estimated)", r.image, r.motion, time.perf_counter() - t)
-    t = time.perf_counter()
-    r = correct(case.kspace, case.shot_index, "aligned-sense", sens=case.truth["sens"])
-    score("aligned-SENSE, true coils given", r.image, r.motion, time.perf_counter() - t)
-    t = time.perf_counter()
-    oracle = sense_recon(case.kspace, case.shot_index, case.truth["sens"], tm, max_iter=30)
-    score("oracle (true motion and coils)", oracle, tm, time.perf_counter() - t)
+    runs = {
+        METHODS[0]: lambda: correct(case.kspace, case.shot_index, "none"),
+        METHODS[1]: lambda: correct(case.kspace, case.shot_index, "aligned-sense"),
+        METHODS[2]: lambda: correct(case.kspace, case.shot_index, "aligned-sense", sens=case.truth["sens"]),
+    }
+    for name in methods:
+        t = time.perf_counter()
+        if name in runs:
+            r = runs[name]()
+            score(name, r.image, r.motion, time.perf_counter() - t)
+        else:
+            oracle = sense_recon(case.kspace, case.shot_index, case.truth["sens"], tm, max_iter=30)
+            score(name, oracle, tm, time.perf_counter() - t)
     return rows
 
 
@@ -112,6 +119,8 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated case indices of the suite (0-15)")
     ap.add_argument("--threads", type=int, default=1, help="torch / scipy.fft / BLAS threads (default 1)")
     ap.add_argument("--report-only", action="store_true", help="rewrite the markdown from the .jsonl rows")
+    ap.add_argument("--redo", choices=range(len(METHODS)), type=int, default=None,
+                    help="recompute one method's rows (index into METHODS) of the chosen cases, replacing them")
     args = ap.parse_args()
     from mrideblur.threads import set_threads
 
@@ -125,17 +134,30 @@ def main() -> None:
     def load() -> list[dict]:
         return [json.loads(line) for line in raw.read_text().splitlines() if line.strip()] if raw.exists() else []
 
+    order = {key(c): i for i, c in enumerate(cases)}
+
+    def sort(rows: list[dict]) -> list[dict]:
+        rank = {m: i for i, m in enumerate(METHODS)}
+        return sorted(rows, key=lambda r: (order.get(r["key"], 1 << 30), rank.get(r["method"], 99)))
+
     for c in [] if args.report_only else todo:
-        if any(r["key"] == key(c) for r in load()):
+        if args.redo is None and any(r["key"] == key(c) for r in load()):
             print(f"{key(c)}: already in {raw.name}, skipped")
             continue
-        new = run_case(c)
-        with raw.open("a") as f:  # one write per case: processes sharing the suite do not interleave rows
-            f.write("".join(json.dumps(r) + "\n" for r in new))
-        write_markdown(load(), out, command, len(cases))
-    rows = load()
-    order = {key(c): i for i, c in enumerate(cases)}
-    write_markdown(sorted(rows, key=lambda r: order.get(r["key"], 1 << 30)), out, command, len(cases))
+        if args.redo is None:
+            new = run_case(c)
+            with raw.open("a") as f:  # one write per case: processes sharing the suite do not interleave rows
+                f.write("".join(json.dumps(r) + "\n" for r in new))
+        else:
+            new = run_case(c, (METHODS[args.redo],))
+            with raw.with_suffix(".lock").open("w") as lock:  # processes sharing --redo rewrite in turn
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                kept = [r for r in load() if not (r["key"] == key(c) and r["method"] == METHODS[args.redo])]
+                tmp = raw.with_suffix(f".jsonl.{os.getpid()}.tmp")
+                tmp.write_text("".join(json.dumps(r) + "\n" for r in kept + new))
+                tmp.replace(raw)
+        write_markdown(sort(load()), out, command, len(cases))
+    write_markdown(sort(load()), out, command, len(cases))
     print(f"wrote {out}")
 
 
