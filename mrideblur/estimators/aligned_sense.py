@@ -415,6 +415,7 @@ COIL_ROUND_TOL = 0.02
 #: (192x192, 8 coils, 16 shots) ended 8.1 deg / 6.9 px RMS off after the first pass, and the
 #: local rounds at full resolution cannot leave that basin; after a coil step and a second pass
 #: it was 8.6 / 1.6, after a third 0.1 / 0.08 (measured).  Small motion stops after one extra pass.
+#: 2D only: 3D has no per-shot search, and a 48^3 pass costs minutes (not measured there yet).
 MAX_GLOBAL_PASSES = 3
 GLOBAL_PASS_TOL = 0.5
 #: Total degree of the polynomial coil model of ``coils="joint"`` (28 functions per coil in 2D;
@@ -517,7 +518,7 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
     refine = max(int(0.6 * max_iter), 5) if (options.coils == "joint" and estimate_coils) else 0
     levels = motion_levels(min(y.shape[1:]), coarse, fine)
     fine = sum(lv.iterations for lv in levels) - coarse
-    npass = 1 + (MAX_GLOBAL_PASSES if refine else 0)
+    npass = 1 + (MAX_GLOBAL_PASSES if refine and y.ndim == 3 else 0)  # 2D slices (no search in 3D)
     total = npass * (coarse + fine) + MAX_COIL_ROUNDS * refine
     t = time.perf_counter()
     image, motion, h = joint_motion_lbfgs(y, si, sens, levels=levels, device=device, progress=progress,
