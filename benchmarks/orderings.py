@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -37,6 +36,7 @@ from mrideblur import __version__  # noqa: E402
 from mrideblur.io.anatomy import mni_slice, shepp_logan  # noqa: E402
 from mrideblur.metrics import psnr, ssim  # noqa: E402
 from mrideblur.mri import correct, sense_recon, simulate  # noqa: E402
+from mrideblur.threads import get_threads  # noqa: E402
 
 ORDERINGS = ("interleaved", "sequential", "centre-out", "random")
 SIZES = (3.0, 10.0)
@@ -97,7 +97,7 @@ def write_markdown(rows: list[dict], out: Path, command: str, total: int) -> Non
     lines = [
         "# Shot orderings and motion size", "",
         f"Command: `{command}`; last updated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
-        f"{os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}; mrideblur {__version__} "
+        f"{os.cpu_count()} CPU cores, threads per run {get_threads()}; mrideblur {__version__} "
         f"(git {_code_version()}); {ncases} of {total} cases done. Raw rows: `{out.with_suffix('.jsonl').name}`.", "",
         "192x192, 8 coils (birdcage), 16 shots, R = 1, 1% noise; per cell an MNI152 axial slice with random "
         "motion and the Shepp-Logan phantom with a step. The gap to oracle is the oracle's PSNR minus the "
