@@ -531,43 +531,39 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
     # the joint estimate's image is in the frame of shot 0 only when shot 0 is the reference
     frame0 = h["reference_shot"] == 0
     seconds["motion"] = time.perf_counter() - t
-    passes = []
-    for p in range(npass - 1):
-        if cancelled:
-            break
-        t = time.perf_counter()
-        sens = _coil_step(y, si, sens, motion, calib_width, image if frame0 else None)
-        previous = motion
-        image, motion, h = joint_motion_lbfgs(y, si, sens, motion0=motion, levels=levels, device=device,
-                                              progress=progress, cancel=cancel,
-                                              step_offset=(p + 1) * (coarse + fine), total_steps=total)
-        seconds[f"global_pass_{p + 2}"] = time.perf_counter() - t
-        cancelled = h["cancelled"]
-        change = float(np.abs(motion - previous).max())
-        passes.append({**h, "max_motion_change": change})
-        if change < GLOBAL_PASS_TOL:
-            break
-    history["global_passes"] = passes
-    offset = (1 + len(passes)) * (coarse + fine)
+    state = [image, motion, sens, cancelled]
+
+    def alternate(name: str, nmax: int, tol: float, lv: tuple[Level, ...], init_cg: int, offset: int) -> list[dict]:
+        """Up to ``nmax`` rounds of a coil step and a motion estimate on levels ``lv`` (started at
+        the current motion), until no shot moves more than ``tol``; updates ``state``."""
+        out: list[dict] = []
+        per = sum(level.iterations for level in lv)
+        for r in range(nmax):
+            image, motion, sens, cancelled = state
+            if cancelled:
+                break
+            t = time.perf_counter()
+            sens = _coil_step(y, si, sens, motion, calib_width, image if frame0 else None)
+            seconds[f"{name}_{r + 1}_coils"] = time.perf_counter() - t
+            t = time.perf_counter()
+            image, new, h = joint_motion_lbfgs(y, si, sens, motion0=motion, levels=lv, device=device,
+                                               progress=progress, cancel=cancel, init_cg=init_cg,
+                                               step_offset=offset + r * per, total_steps=total)
+            seconds[f"{name}_{r + 1}_motion"] = time.perf_counter() - t
+            change = float(np.abs(new - motion).max())
+            state[:] = [image, new, sens, h["cancelled"]]
+            out.append({**h, "max_motion_change": change})
+            if change < tol:
+                break
+        return out
+
+    # whole passes first (a way out of the basin of the first maps), then local full-resolution rounds
+    history["global_passes"] = alternate("global_pass", npass - 1, GLOBAL_PASS_TOL, levels, 0, coarse + fine)
+    offset = (1 + len(history["global_passes"])) * (coarse + fine)
     total = offset + MAX_COIL_ROUNDS * refine
-    rounds = []
-    for r in range(MAX_COIL_ROUNDS if refine else 0):
-        if cancelled:
-            break
-        t = time.perf_counter()
-        sens = _coil_step(y, si, sens, motion, calib_width, image if frame0 else None)
-        seconds[f"coil_refinement_{r + 1}"] = time.perf_counter() - t
-        t = time.perf_counter()
-        previous = motion
-        image, motion, h = joint_motion_lbfgs(y, si, sens, motion0=motion, levels=(Level(1.0, refine),),
-                                              device=device, progress=progress, cancel=cancel, init_cg=10,
-                                              step_offset=offset + r * refine, total_steps=total)
-        seconds[f"motion_refinement_{r + 1}"] = time.perf_counter() - t
-        cancelled = h["cancelled"]
-        change = float(np.abs(motion - previous).max())
-        rounds.append({**h, "max_motion_change": change})
-        if change < COIL_ROUND_TOL:
-            break
+    rounds = alternate("coil_round", MAX_COIL_ROUNDS if refine else 0, COIL_ROUND_TOL, (Level(1.0, refine),), 10,
+                       offset)
+    image, motion, sens, cancelled = state
     history["coil_rounds"] = rounds
     return image, motion, sens, history, seconds, cancelled
 
