@@ -86,7 +86,8 @@ def test_3d_volume_corrected_end_to_end_with_six_dof_motion():
     """A 32^3 MNI152 volume, 4 coils (given), 8 shots interleaved over (kz, ky), random 6-DOF
     motion up to 3 deg / 2 voxels, simulated on a 2x finer grid: correct() lands within 1 dB of
     the oracle (CG-SENSE with the true motion) and recovers the motion (measured: 42.0 vs 42.1 dB,
-    18.0 dB uncorrected, rotation RMSE 0.17 deg, translation 0.013 voxel; ~45 s on one thread)."""
+    18.0 dB uncorrected, rotation RMSE 0.17 deg, translation 0.013 voxel; ~45 s on one thread, before
+    the 3D per-shot search at 24^3 was added; ~100 s with it)."""
     from mrideblur.io.anatomy import template_volume
 
     case = simulate(template_volume("mni152", 32), ncoil=4, nshot=8, motion="random", max_rot=3, max_trans=2,

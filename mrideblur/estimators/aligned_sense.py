@@ -44,7 +44,7 @@ from .kspace_grid import rebase_motion, reference_shot
 from .kspace_grid import resample_image as _resample_image
 from .kspace_grid import subsample_maps as _subsample_maps
 from .sense import sense_recon
-from .shot_search import offset_grid, search_shot_motion
+from .shot_search import offset_grid, offset_grid3d, search_shot_motion
 
 __all__ = ["AlignedSenseOptions", "Level", "coil_images", "fit_coil_coeffs", "joint_motion_lbfgs", "refine_sens", "run"]
 
@@ -52,8 +52,8 @@ __all__ = ["AlignedSenseOptions", "Level", "coil_images", "fit_coil_coeffs", "jo
 @dataclass
 class Level:
     """One resolution level: the central part of k-space kept, and L-BFGS iterations there;
-    ``search``: first move each shot to the best offset of :data:`SEARCH_GRID` (2D,
-    :func:`~mrideblur.estimators.shot_search.search_shot_motion`)."""
+    ``search``: first move each shot to the best offset of :data:`SEARCH_GRID` (2D) or
+    :data:`SEARCH_GRID_3D` (:func:`~mrideblur.estimators.shot_search.search_shot_motion`)."""
 
     fraction: float
     iterations: int
@@ -204,7 +204,7 @@ def joint_motion_lbfgs(
 
         x0 = first_image(theta) if x_prev is None else (x_prev if x_prev.shape == shape else _resample_image(x_prev, shape))
         info: dict = {"shape": shape}
-        if lv.search and nd == 2:
+        if lv.search:
             # Two starts: (a) the coarser level's motion with every shot moved to its best grid
             # offset, which reaches large motion; (b) the first level's start on this grid, which
             # undersampled data (R = 2: 1-2 lines per shot in a 24-pixel centre) can need. (a)
@@ -212,7 +212,8 @@ def joint_motion_lbfgs(
             ts = time.perf_counter()
             th_lv, xs, moved = search_shot_motion(
                 model, yt, torch.as_tensor(x0, device=dev).to(cdt),
-                torch.as_tensor(theta, device=dev, dtype=rdt) * sc, St, SEARCH_GRID, fixed=ref, cancel=cancel)
+                torch.as_tensor(theta, device=dev, dtype=rdt) * sc, St, SEARCH_GRID if nd == 2 else SEARCH_GRID_3D,
+                fixed=ref, cancel=cancel)
             theta = (th_lv / sc).double().cpu().numpy()
             if moved.any():  # the image had adapted to the old motion: re-solve it under the new one
                 x0 = _cg_image(model, yt, th_lv, St, SEARCH_CG, xs).cpu().numpy()
@@ -418,7 +419,7 @@ COIL_ROUND_TOL = 0.02
 #: Up to six: a 128x128 +-10 deg step case still moved 4.0 in its third pass (24.4 dB, oracle
 #: 36.8) and stopped after six at 33.1 dB; four orderings-suite cases that used all three passes
 #: ended within 0.1 dB of their three-pass result with the cap at eight (measured 2026-12-06).
-#: 2D only: 3D has no per-shot search, and a 48^3 pass costs minutes (not measured there yet).
+#: 2D only: a 48^3 pass costs minutes, and a 3D correction is already 6-8 min (not measured there).
 MAX_GLOBAL_PASSES = 6
 GLOBAL_PASS_TOL = 0.5
 #: Total degree of the polynomial coil model of ``coils="joint"`` (28 functions per coil in 2D;
@@ -440,6 +441,9 @@ MIN_LEVEL_SIZE = 48
 #: Offsets of the per-shot search at the start of the level after the coarsest (degrees, and
 #: pixels of that level's grid): +-20 degrees in 2.5-degree steps, +-2 pixels in 1-pixel steps.
 SEARCH_GRID = offset_grid(20.0, 2.5, 2.0, 1.0)
+#: 3D: offsets of every rotation axis by -4, 0, 4 degrees and every translation axis by -1, 0, 1
+#: voxels of the coarsest grid (729 candidates, at the coarsest level's second pass).
+SEARCH_GRID_3D = offset_grid3d((-4.0, 0.0, 4.0), (-1.0, 0.0, 1.0))
 #: CG iterations that re-solve the image after the search moved a shot.
 SEARCH_CG = 10
 #: The searched start goes on only when its misfit at the end of its level is below this
@@ -491,7 +495,7 @@ def _coil_step(y: np.ndarray, si: np.ndarray, sens: np.ndarray, motion: np.ndarr
     return sens
 
 
-def motion_levels(n: int, coarse: int, fine: int) -> tuple[Level, ...]:
+def motion_levels(n: int, coarse: int, fine: int, ndim: int = 2) -> tuple[Level, ...]:
     """The coarse-to-fine schedule for an image of side ``n`` pixels: ``COARSEST_SIZE`` pixels
     (``coarse`` iterations; left out when not coarser than the next), then a quarter of
     k-space but at least ``MIN_LEVEL_SIZE`` pixels (``coarse``), half of k-space (``fine``) and
@@ -500,11 +504,18 @@ def motion_levels(n: int, coarse: int, fine: int) -> tuple[Level, ...]:
     The half-resolution motion is off by a few tenths of a degree with undersampling (R = 2),
     and shots that own no line of the central half (sequential orderings) are only seen at
     full resolution, hence the full level.
+
+    2D: the per-shot search opens the level after the coarsest.  3D (``ndim=3``): it opens a
+    second pass over the coarsest level instead, where a 6-DOF candidate costs about 2 ms
+    (24^3, 8 coils; 48^3 is eight times that).
     """
     f1 = min(1.0, max(0.25, MIN_LEVEL_SIZE / n))
     f2 = min(1.0, max(0.5, 2 * f1))
     levels = (Level(f1, coarse), Level(f2, fine)) + ((Level(1.0, fine // 2),) if f2 < 1.0 else ())
     if COARSEST_SIZE / n < f1:
+        if ndim == 3:
+            c = COARSEST_SIZE / n
+            return (Level(c, coarse), Level(c, coarse, search=True)) + levels
         levels = (Level(COARSEST_SIZE / n, coarse), Level(levels[0].fraction, coarse, search=True)) + levels[1:]
     return levels
 
@@ -519,9 +530,9 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
     seconds: dict = {}
     coarse, fine = max_iter, max(int(0.8 * max_iter), 5)
     refine = max(int(0.6 * max_iter), 5) if (options.coils == "joint" and estimate_coils) else 0
-    levels = motion_levels(min(y.shape[1:]), coarse, fine)
+    levels = motion_levels(min(y.shape[1:]), coarse, fine, y.ndim - 1)
     fine = sum(lv.iterations for lv in levels) - coarse
-    npass = 1 + (MAX_GLOBAL_PASSES if refine and y.ndim == 3 else 0)  # 2D slices (no search in 3D)
+    npass = 1 + (MAX_GLOBAL_PASSES if refine and y.ndim == 3 else 0)  # 2D slices (3D: time)
     total = npass * (coarse + fine) + MAX_COIL_ROUNDS * refine
     t = time.perf_counter()
     image, motion, h = joint_motion_lbfgs(y, si, sens, levels=levels, device=device, progress=progress,

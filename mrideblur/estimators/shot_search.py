@@ -29,7 +29,7 @@ from ..physics.cg import conjugate_gradient
 from ..physics.multishot_torch import MultiShotSenseTorch
 from .base import CancelFn
 
-__all__ = ["search_shot_motion", "offset_grid"]
+__all__ = ["search_shot_motion", "offset_grid", "offset_grid3d"]
 
 #: Candidates evaluated per batch (memory: ``batch * coils * ny * nx`` complex values).
 BATCH = 128
@@ -56,6 +56,21 @@ def offset_grid(max_rot: float, rot_step: float, max_trans: float, trans_step: f
     return grid[order]
 
 
+def offset_grid3d(rots: tuple[float, ...], shifts: tuple[float, ...]) -> np.ndarray:
+    """6-DOF offsets ``(rz, ry, rx, tz, ty, tx)``: every combination of ``rots`` (degrees) on the
+    three rotation axes and ``shifts`` (voxels of the search grid) on the three translation axes,
+    the zero offset first.
+
+    Returns
+    -------
+    (len(rots)**3 * len(shifts)**3, 6) float64 array.
+    """
+    axes = [np.asarray(rots, float)] * 3 + [np.asarray(shifts, float)] * 3
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 6)
+    order = np.argsort(np.abs(grid).sum(1), kind="stable")
+    return grid[order]
+
+
 @torch.no_grad()
 def search_shot_motion(model: MultiShotSenseTorch, y: torch.Tensor, x: torch.Tensor, theta: torch.Tensor,
                        sens: torch.Tensor, offsets: np.ndarray, fixed: int | None = None, sweeps: int = 2,
@@ -66,16 +81,16 @@ def search_shot_motion(model: MultiShotSenseTorch, y: torch.Tensor, x: torch.Ten
     Parameters
     ----------
     model : MultiShotSenseTorch
-        The 2D model on the search grid.
-    y : (coils, ky, kx) complex tensor
+        The 2D or 3D model on the search grid.
+    y : (coils, [kz,] ky, kx) complex tensor
         Data on the search grid.
-    x : (ny, nx) complex tensor
+    x : ([nz,] ny, nx) complex tensor
         Current image (a start for the leave-one-out CG).
-    theta : (nshot, 3) real tensor
+    theta : (nshot, 3|6) real tensor
         Current motion in the units of the search grid (degrees, pixels of this grid).
-    sens : (coils, ny, nx) complex tensor
-    offsets : (n, 3) array
-        Candidate offsets (:func:`offset_grid`), the zero offset first.
+    sens : (coils, [nz,] ny, nx) complex tensor
+    offsets : (n, 3|6) array
+        Candidate offsets (:func:`offset_grid`, :func:`offset_grid3d`), the zero offset first.
     fixed : int, optional
         A shot that keeps its motion (the reference frame).
     sweeps : int
@@ -87,12 +102,10 @@ def search_shot_motion(model: MultiShotSenseTorch, y: torch.Tensor, x: torch.Ten
 
     Returns
     -------
-    theta : (nshot, 3) tensor, the new motion
-    image : (ny, nx) tensor, the last leave-one-out image (a start for what follows)
+    theta : (nshot, 3|6) tensor, the new motion
+    image : ([nz,] ny, nx) tensor, the last leave-one-out image (a start for what follows)
     moved : (nshot,) bool, the shots whose motion changed
     """
-    if model.ndim != 2:
-        raise ValueError("search_shot_motion: implemented for 2D models")
     si = torch.as_tensor(model.shot_index, device=y.device)
     off = torch.as_tensor(np.asarray(offsets), dtype=theta.dtype, device=theta.device)
     theta = theta.clone()
@@ -103,15 +116,13 @@ def search_shot_motion(model: MultiShotSenseTorch, y: torch.Tensor, x: torch.Ten
         for s in range(model.nshot):
             if s == fixed or not owned[s]:
                 continue
-            w = (si != s).to(y.real.dtype)[None, :, None]
+            w = (si != s).to(y.real.dtype)[None, ..., None]
 
             def normal(v: torch.Tensor) -> torch.Tensor:
                 return model.adjoint(model(v, theta, sens) * w, theta, sens)
 
             x = conjugate_gradient(normal, model.adjoint(y * w, theta, sens), x, max_iter=cg_iters)
-            data = model.shot_data(y, s)
-            res = torch.cat([((model.shot_lines(x, theta[s] + off[i:i + BATCH], sens, s) - data[None]).abs() ** 2)
-                             .sum((1, 2, 3)) for i in range(0, len(off), BATCH)])
+            res = model.shot_residuals(x, theta[s] + off, sens, s, y, batch=BATCH)
             best = int(torch.argmin(res))
             if best != 0 and res[best] < res[0]:
                 theta[s] = theta[s] + off[best]

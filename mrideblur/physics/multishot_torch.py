@@ -119,6 +119,22 @@ class MultiShotSenseTorch:
         moved = self._rigid(x, thetas)  # (K, ny, nx)
         return fft_torch(self._E[shot] @ (sens[None] * moved[:, None]), 1)
 
+    def shot_residuals(self, x: torch.Tensor, thetas: torch.Tensor, sens: torch.Tensor, shot: int,
+                       y: torch.Tensor, batch: int = 64) -> torch.Tensor:
+        """``||M_s F S T(theta_k) x - M_s y||^2`` for ``K`` candidate motions of one shot.
+
+        ``x`` an image, ``thetas (K, 3|6)``, ``y`` the whole k-space -> ``(K,)`` real.  2D uses
+        :meth:`shot_lines` (``batch`` candidates at a time); 3D moves the volume once per candidate
+        and transforms only the shot's rows (``shot_forward3d``).
+        """
+        if self.ndim == 2:
+            data = self.shot_data(y, shot)
+            return torch.cat([((self.shot_lines(x, thetas[i:i + batch], sens, shot) - data[None]).abs() ** 2)
+                              .sum((1, 2, 3)) for i in range(0, len(thetas), batch)])
+        data = y * self.masks[shot][None]
+        return torch.stack([((shot_forward3d(None, self._rigid(x, thetas[k:k + 1])[0], sens, self._plans3d[shot])
+                              - data).abs() ** 2).sum() for k in range(len(thetas))])
+
     def shot_data(self, y: torch.Tensor, shot: int) -> torch.Tensor:
         """The measured lines of one shot, ``(coils, nmax, kx)``, matching :meth:`shot_lines`."""
         pad = torch.cat([y, torch.zeros_like(y[:, :1])], 1)
