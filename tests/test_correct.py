@@ -63,6 +63,19 @@ def test_stack_progress_and_cancel():
     assert stopped.image.shape == (48, 48)
 
 
+def test_aligned_sense_progress_never_goes_back_and_keeps_its_total():
+    """One slice's progress is one bar: steps never decrease and the total stays (a decrease or
+    a new total restarts the CLI's bar; the search level's second start and the passes that
+    end early used to do both)."""
+    a = _case(size=48, seed=1, nshot=4)
+    calls = []
+    correct(a.kspace, a.shot_index, "aligned-sense", progress=lambda s, t, m: calls.append((s, t)))
+    steps, totals = [c[0] for c in calls], {c[1] for c in calls}
+    assert len(calls) > 5 and len(totals) == 1
+    assert all(b >= a for a, b in zip(steps, steps[1:])), steps
+    assert steps[-1] <= totals.pop()
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -495,6 +495,20 @@ def _coil_step(y: np.ndarray, si: np.ndarray, sens: np.ndarray, motion: np.ndarr
     return sens
 
 
+def _monotone(progress: ProgressFn) -> ProgressFn:
+    """``progress`` reporting the largest step so far against the first total: a level that
+    overruns its share of steps (the search level's second start) or passes that end early
+    (a smaller total) would otherwise move a shell's bar back, which restarts it."""
+    state = {"step": 0, "total": None}
+
+    def report(step: int, total: int, message: str = "") -> None:
+        state["total"] = state["total"] or total
+        state["step"] = min(max(state["step"], int(step)), state["total"])
+        progress(state["step"], state["total"], message)
+
+    return report
+
+
 def motion_levels(n: int, coarse: int, fine: int, ndim: int = 2) -> tuple[Level, ...]:
     """The coarse-to-fine schedule for an image of side ``n`` pixels: ``COARSEST_SIZE`` pixels
     (``coarse`` iterations; left out when not coarser than the next), then a quarter of
@@ -526,6 +540,8 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
     """Coarse-to-fine joint motion, then coil rounds; returns ``(image, motion, sens, history,
     seconds, cancelled)`` (the image is the joint estimate, not yet the final CG-SENSE)."""
     max_iter, device, calib_width = options.max_iter, options.device, options.calib_width
+    if progress is not None:  # one bar per slice: steps never go back, the first total stays
+        progress = _monotone(progress)
     history: dict = {}
     seconds: dict = {}
     coarse, fine = max_iter, max(int(0.8 * max_iter), 5)
