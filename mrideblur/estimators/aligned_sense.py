@@ -558,15 +558,14 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
     # the joint estimate's image is in the frame of shot 0 only when shot 0 is the reference
     frame0 = h["reference_shot"] == 0
     seconds["motion"] = time.perf_counter() - t
-    state = [image, motion, sens, cancelled]
 
     def alternate(name: str, nmax: int, tol: float, lv: tuple[Level, ...], init_cg: int, offset: int) -> list[dict]:
         """Up to ``nmax`` rounds of a coil step and a motion estimate on levels ``lv`` (started at
-        the current motion), until no shot moves more than ``tol``; updates ``state``."""
+        the current motion), until no shot moves more than ``tol``."""
+        nonlocal image, motion, sens, cancelled
         out: list[dict] = []
         per = sum(level.iterations for level in lv)
         for r in range(nmax):
-            image, motion, sens, cancelled = state
             if cancelled:
                 break
             t = time.perf_counter()
@@ -578,7 +577,7 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
                                                step_offset=offset + r * per, total_steps=total)
             seconds[f"{name}_{r + 1}_motion"] = time.perf_counter() - t
             change = float(np.abs(new - motion).max())
-            state[:] = [image, new, sens, h["cancelled"]]
+            motion, cancelled = new, h["cancelled"]
             out.append({**h, "max_motion_change": change})
             if change < tol:
                 break
@@ -587,10 +586,8 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
     # whole passes first (a way out of the basin of the first maps), then local full-resolution rounds
     history["global_passes"] = alternate("global_pass", npass - 1, GLOBAL_PASS_TOL, levels, 0, coarse + fine)
     offset = (1 + len(history["global_passes"])) * (coarse + fine)
-    total = offset + MAX_COIL_ROUNDS * refine
     rounds = alternate("coil_round", MAX_COIL_ROUNDS if refine else 0, COIL_ROUND_TOL, (Level(1.0, refine),), 10,
                        offset)
-    image, motion, sens, cancelled = state
     history["coil_rounds"] = rounds
     return image, motion, sens, history, seconds, cancelled
 
