@@ -1,4 +1,4 @@
-"""The multi-shot model: adjointness, sigpy vs torch, gradients, composition, bad input."""
+"""The multi-shot model: adjointness, sigpy and torch vs the definition, gradients, composition, bad input."""
 
 from __future__ import annotations
 
@@ -51,25 +51,44 @@ def test_each_shot_owns_its_lines():
     np.testing.assert_array_equal(changed, si == 2)
 
 
+def _definition(sens, si, theta, x, y):
+    """``sum_s M_s F S T(theta_s) x`` and its adjoint written with numpy shears, full FFTs and
+    masks: the reference the models are checked against."""
+    from mrideblur.physics.fourier import ifft
+    from mrideblur.physics.motion import rigid2d, rigid3d
+    from mrideblur.physics.shots import count_shots, shot_masks
+
+    nd = x.ndim
+    rigid = rigid2d if nd == 2 else rigid3d
+    masks = shot_masks(si, count_shots(si))[..., None]
+    fwd = sum(fft(sens * rigid(x, theta[s]), nd) * masks[s] for s in range(len(masks)))
+    adj = sum(rigid(np.sum(np.conj(sens) * ifft(y * masks[s], nd), axis=0), theta[s], adjoint=True)
+              for s in range(len(masks)))
+    return fwd, adj
+
+
 @pytest.mark.parametrize("shape, nshot, accel", [((32, 28), 8, 1), ((33, 30), 5, 2), ((8, 10, 12), 3, 1)])
 @pytest.mark.parametrize("cdtype, tol", [(np.complex64, 1e-5), (np.complex128, 1e-12)])
-def test_torch_twin_matches_sigpy(shape, nshot, accel, cdtype, tol):
-    """Forward and adjoint of the torch model (2D: per-shot DFT rows) equal the numpy model,
-    also with unequal shots and lines not acquired."""
+def test_torch_model_and_sigpy_linop_match_the_definition(shape, nshot, accel, cdtype, tol):
+    """Forward and adjoint of the torch model (2D: per-shot DFT rows; 3D: per-shot k-space rows)
+    and of the sigpy ``Linop`` that runs it on numpy arrays equal the plain definition, also
+    with unequal shots and lines not acquired."""
     sens, si, theta, x, y = _setup(shape, nshot, dtype=cdtype, accel=accel)
+    ref_f, ref_a = _definition(sens.astype(np.complex128), si, theta, x.astype(np.complex128),
+                               y.astype(np.complex128))
     A = MultiShotSense(sens, si, theta)
     tdt = torch.complex64 if cdtype == np.complex64 else torch.complex128
     T = MultiShotSenseTorch(si, len(shape), dtype=tdt)
     th = torch.from_numpy(theta).to(torch.float32 if cdtype == np.complex64 else torch.float64)
     fwd = T(torch.from_numpy(x), th, torch.from_numpy(sens)).numpy()
     adj = T.adjoint(torch.from_numpy(y), th, torch.from_numpy(sens)).numpy()
-    ref_f, ref_a = A(x), A.H(y)
-    assert np.linalg.norm(fwd - ref_f) / np.linalg.norm(ref_f) < tol
-    assert np.linalg.norm(adj - ref_a) / np.linalg.norm(ref_a) < tol
+    for got_f, got_a in [(fwd, adj), (A(x), A.H(y))]:
+        assert np.linalg.norm(got_f - ref_f) / np.linalg.norm(ref_f) < tol
+        assert np.linalg.norm(got_a - ref_a) / np.linalg.norm(ref_a) < tol
 
 
 def test_torch_gradients_match_finite_differences():
-    """d/dtheta and d/dS of ||A(theta, S) x - y||^2 against central differences (float64)."""
+    """d/dtheta, d/dS and d/dx of ||A(theta, S) x - y||^2 against central differences (float64)."""
     sens, si, theta, x, _ = _setup((24, 24), 4, dtype=np.complex128)
     T = MultiShotSenseTorch(si, 2, dtype=torch.complex128)
     xt = torch.from_numpy(x)
@@ -96,6 +115,15 @@ def test_torch_gradients_match_finite_differences():
     g = st.grad[c, iy, ix]
     assert abs(fd_re.item() - g.real.item()) < 1e-5 * max(abs(fd_re.item()), 1.0)
     assert abs(fd_im.item() - g.imag.item()) < 1e-5 * max(abs(fd_im.item()), 1.0)
+    # and d/dx (the image), through the shot-by-shot coil rows (physics.rows2d)
+    xg = xt.clone().requires_grad_(True)
+    (T(xg, th.detach(), st.detach()) - y).abs().pow(2).sum().backward()
+    for unit, part in [(1.0, "real"), (1j, "imag")]:
+        e = torch.zeros_like(xt)
+        e[iy, ix] = h * unit
+        fd = ((T(xt + e, th.detach(), st.detach()) - y).abs().pow(2).sum()
+              - (T(xt - e, th.detach(), st.detach()) - y).abs().pow(2).sum()) / (2 * h)
+        assert abs(fd.item() - getattr(xg.grad[iy, ix], part).item()) < 1e-5 * max(abs(fd.item()), 1.0)
 
 
 def test_composes_with_sigpy_solvers():

@@ -16,6 +16,7 @@ import torch
 from ..memory import keep_freed_memory
 from .fourier import fft_torch, ifft_torch, shot_dft_plan3d, shot_dft_rows
 from .motion_torch import rigid2d_torch, rigid3d_torch
+from .rows2d import coil_rows2d, coil_rows2d_adjoint
 from .rows3d import ShotRowsTorch, shot_adjoint3d, shot_forward3d
 from .operators import LinearPhysics
 from .shots import count_shots, shot_masks, validate_shot_index
@@ -98,7 +99,7 @@ class MultiShotSenseTorch:
             return fft_torch(sens * x, self.ndim) * self.acquired
         if self.ndim == 2:
             moved = self._rigid(x, thetas)  # (nshot, ny, nx)
-            rows = fft_torch(self._E @ (sens[None] * moved[:, None]), 1)  # (nshot, coils, nmax, kx)
+            rows = fft_torch(coil_rows2d(moved, sens, self._E[:, 0], self._EH[:, 0]), 1)  # (nshot, coils, nmax, kx)
             nc, ny, nx = sens.shape[0], x.shape[-2], x.shape[-1]
             flat = rows.transpose(0, 1).reshape(nc, -1, nx)
             out = torch.zeros((nc, ny + 1, nx), dtype=flat.dtype, device=flat.device)
@@ -148,8 +149,7 @@ class MultiShotSenseTorch:
             nc, nx = y.shape[0], y.shape[-1]
             pad = torch.cat([y, torch.zeros_like(y[:, :1])], 1)  # the dummy row ``ny`` reads zeros
             lines = ifft_torch(pad[:, self._rows].reshape(nc, self.nshot, self._nmax, nx).transpose(0, 1), 1)
-            img = self._EH @ lines  # (nshot, coils, ny, nx)
-            z = (sens.conj()[None] * img).sum(1)  # (nshot, ny, nx)
+            z = coil_rows2d_adjoint(lines, sens, self._EH[:, 0])  # (nshot, ny, nx)
             return self._rigid(z, thetas, adjoint=True, per_shot=True).sum(0)
         out = None
         for s in range(self.nshot):
