@@ -9,6 +9,7 @@ import torch
 
 from mrideblur.mri import MultiShotSense, MultiShotSenseTorch, make_shot_index, simulate_sens
 from mrideblur.physics.fourier import fft
+from mrideblur.physics import rows2d
 
 
 def _setup(shape, nshot, ncoil=4, seed=0, dtype=np.complex64, accel=1):
@@ -69,10 +70,12 @@ def _definition(sens, si, theta, x, y):
 
 @pytest.mark.parametrize("shape, nshot, accel", [((32, 28), 8, 1), ((33, 30), 5, 2), ((8, 10, 12), 3, 1)])
 @pytest.mark.parametrize("cdtype, tol", [(np.complex64, 1e-5), (np.complex128, 1e-12)])
-def test_torch_model_and_sigpy_linop_match_the_definition(shape, nshot, accel, cdtype, tol):
-    """Forward and adjoint of the torch model (2D: per-shot DFT rows; 3D: per-shot k-space rows)
-    and of the sigpy ``Linop`` that runs it on numpy arrays equal the plain definition, also
-    with unequal shots and lines not acquired."""
+@pytest.mark.parametrize("loop_above", [0, 1 << 60])
+def test_torch_model_and_sigpy_linop_match_the_definition(shape, nshot, accel, cdtype, tol, loop_above, monkeypatch):
+    """Forward and adjoint of the torch model (2D: per-shot DFT rows, shot by shot or batched;
+    3D: per-shot k-space rows) and of the sigpy ``Linop`` that runs it on numpy arrays equal the
+    plain definition, also with unequal shots and lines not acquired."""
+    monkeypatch.setattr(rows2d, "_LOOP_ABOVE", loop_above)
     sens, si, theta, x, y = _setup(shape, nshot, dtype=cdtype, accel=accel)
     ref_f, ref_a = _definition(sens.astype(np.complex128), si, theta, x.astype(np.complex128),
                                y.astype(np.complex128))
@@ -87,8 +90,24 @@ def test_torch_model_and_sigpy_linop_match_the_definition(shape, nshot, accel, c
         assert np.linalg.norm(got_a - ref_a) / np.linalg.norm(ref_a) < tol
 
 
-def test_torch_gradients_match_finite_differences():
-    """d/dtheta, d/dS and d/dx of ||A(theta, S) x - y||^2 against central differences (float64)."""
+def test_residual_on_shot_rows_equals_the_kspace_residual():
+    """2D: ``forward_rows - data_rows`` holds the same residual as ``forward - y`` on the acquired
+    lines (R = 2, unequal shots), and the same norm."""
+    sens, si, theta, x, y = _setup((33, 30), 5, dtype=np.complex128, accel=2)
+    T = MultiShotSenseTorch(si, 2, dtype=torch.complex128)
+    args = (torch.from_numpy(x), torch.from_numpy(theta), torch.from_numpy(sens))
+    yt = torch.from_numpy(y) * torch.from_numpy((si >= 0)[:, None])
+    rows = T.forward_rows(*args) - T.data_rows(yt)
+    full = T(*args) - yt
+    assert abs(float((rows.abs() ** 2).sum()) / float((full.abs() ** 2).sum()) - 1) < 1e-12
+    assert torch.allclose(T.data_rows(full), rows, atol=1e-12)
+
+
+@pytest.mark.parametrize("loop_above", [0, 1 << 60])
+def test_torch_gradients_match_finite_differences(loop_above, monkeypatch):
+    """d/dtheta, d/dS and d/dx of ||A(theta, S) x - y||^2 against central differences (float64),
+    through both paths of the coil rows (shot by shot, batched)."""
+    monkeypatch.setattr(rows2d, "_LOOP_ABOVE", loop_above)
     sens, si, theta, x, _ = _setup((24, 24), 4, dtype=np.complex128)
     T = MultiShotSenseTorch(si, 2, dtype=torch.complex128)
     xt = torch.from_numpy(x)

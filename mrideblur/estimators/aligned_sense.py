@@ -147,6 +147,8 @@ def joint_motion_lbfgs(
         St = torch.as_tensor(S, device=dev).to(cdt)
         sc = torch.as_tensor(scale, device=dev, dtype=rdt)
         ynorm = float((yt.abs() ** 2).sum())
+        # 2D: the residual on each shot's own lines (no scatter into k-space and back)
+        predict, target = (model.forward_rows, model.data_rows(yt).contiguous()) if nd == 2 else (model, yt)
 
         def first_image(th: np.ndarray) -> np.ndarray:
             # A(theta)^H y (or a few CG steps): the SENSE solution for full sampling and
@@ -170,8 +172,8 @@ def joint_motion_lbfgs(
             def closure() -> torch.Tensor:
                 opt.zero_grad()
                 th = torch.cat([zero, tv], 0)[idx] * sc
-                r = model(torch.view_as_complex(xv), th, St) - yt
-                loss = (r.abs() ** 2).sum() / ynorm + lam * (xv**2).sum() / xnorm
+                r = torch.view_as_real(predict(torch.view_as_complex(xv), th, St) - target)
+                loss = (r**2).sum() / ynorm + lam * (xv**2).sum() / xnorm
                 loss.backward()
                 nevals[0] += 1
                 return loss
@@ -197,7 +199,7 @@ def joint_motion_lbfgs(
                     break
             with torch.no_grad():  # at the point L-BFGS kept (its last evaluation may be a line-search trial)
                 th = torch.cat([zero, tv], 0)[idx] * sc
-                misfit = float(((model(torch.view_as_complex(xv), th, St) - yt).abs() ** 2).sum()) / ynorm
+                misfit = float(((predict(torch.view_as_complex(xv), th, St) - target).abs() ** 2).sum()) / ynorm
             out = np.zeros((nshot, npar))
             out[free] = tv.detach().cpu().double().numpy()
             return _fill_unseen(out, si, ref), torch.view_as_complex(xv.detach()).cpu().numpy(), trace, nevals[0], misfit

@@ -53,8 +53,11 @@ cos p]]`` exactly. Each shear is exact for band-limited lines, so the rotation i
 (~1e-6 in the tests) for smooth content well inside the field of view, and it is unitary for
 every image. Angles are reduced to ``p = 90 q + r`` with ``|r| <= 45``; the quarter turns use
 the same shears with ``tan(45 q) = q, -sin(90 q) = -q``: integer shears, i.e. exact circular
-permutations (``np.rot90`` about the centre ``N // 2`` on square planes). The translation is applied last; a shift along the axis of the last shear is
-merged into it (both are diagonal there). The rotation by ``-p`` is the exact inverse, and
+permutations (``np.rot90`` about the centre ``N // 2`` on square planes). The translation is
+applied last, but costs no step of its own: each axis's shift joins the last shear along that
+axis, moved past the later shears (which commute with it, or gain a constant shift: see
+:func:`_fold_translation`), so 2D motion is three 1D steps and 3D motion eight (adjacent
+shears along one axis merge). The rotation by ``-p`` is the exact inverse, and
 adjoint, of the rotation by ``p`` for ``|p| <= 45``.
 
 Everything here also runs batched over shots, ``thetas (nshot, 3|6) -> (nshot, ..., ny, nx)``;
@@ -168,6 +171,31 @@ def _three_shears(a: int, b: int, u: Any, v: Any) -> list[Op]:
     return [(b, [(a, u)]), (a, [(b, v)]), (b, [(a, u)])]
 
 
+def _fold_translation(ops: list[Op], ax: int, t: Any) -> bool:
+    """Move a final translation by ``t`` along ``ax`` back into the last step along ``ax``.
+
+    A later step along another axis ``k`` commutes with it unless that step shears by ``u d_ax``;
+    then ``Tr_ax(t) S_k = S_k' Tr_ax(t)``, where ``S_k'`` also shifts by the constant ``-u t``
+    along ``k`` (the content at ``d`` came from ``d - t e_ax``, where the shear's shift was
+    ``u t`` smaller).  Exact for the continuous operators and for band-limited content whose
+    sheared spectrum stays inside the grid's band; otherwise the two orders alias differently,
+    as the shears themselves do.  Measured on a 192x192 MNI slice (eight motions up to 30 deg /
+    5 px, and 100 deg): the orders differ by 0.07-1.4 % of the image norm, while each is
+    0.3-1.2 % from the exact rotation and translation (a quintic spline on the 8x sinc-upsampled
+    image, cropped back in k-space), the two errors equal to 0.01 % in every case.  A step saved
+    is a quarter of the 2D motion's FFTs.  Returns False (``ops`` unchanged) when no step runs
+    along ``ax``.
+    """
+    j = next((j for j in range(len(ops) - 1, -1, -1) if ops[j][0] == ax), None)
+    if j is None:
+        return False
+    ops[j] = (ax, list(ops[j][1]) + [(None, t)])
+    for k in range(j + 1, len(ops)):
+        axk, terms = ops[k]
+        ops[k] = (axk, list(terms) + [(None, -u * t) for c, u in terms if c == ax])
+    return True
+
+
 def build_plan(
     nd: int,
     rot: Sequence[Any],
@@ -211,7 +239,7 @@ def build_plan(
             continue                            # no residual rotation (and no gradient wanted)
         r = (rot[j] - to_vals(90.0 * q)) * (math.pi / 180.0)
         ops += _three_shears(a, b, tan(r / 2), -sin(r))
-    # translation last; the axis of the last shear first, so the two merge
+    # the translation, applied last, rides on the last step along each axis (no steps of its own)
     axes = list(range(-nd, 0))
     last = ops[-1][0] if ops else -1
     order = [last] + [ax for ax in axes if ax != last]
@@ -219,7 +247,8 @@ def build_plan(
         i = ax + nd
         if skip_zero and not np.any(trans_host[:, i] != 0):
             continue
-        ops.append((ax, [(None, trans[i])]))
+        if not _fold_translation(ops, ax, trans[i]):
+            ops.append((ax, [(None, trans[i])]))
     if adjoint:
         ops = [(ax, [(c, -v) for c, v in terms]) for ax, terms in reversed(ops)]
     merged: list[Op] = []
@@ -371,7 +400,8 @@ def rigid2d(x: np.ndarray, theta: Sequence[float], adjoint: bool = False) -> np.
 
     Returns
     -------
-    (..., ny, nx) complex: ``translate(rotate2d(x, rot_deg), (ty, tx))``.
+    (..., ny, nx) complex: ``translate(rotate2d(x, rot_deg), (ty, tx))`` for band-limited content
+    (three 1D steps, the translation folded into the shears: :func:`_fold_translation`).
     """
     th = check_thetas(theta, 2, batched=False)
     return _apply_batch(x, th[None], 2, adjoint, False)[0]

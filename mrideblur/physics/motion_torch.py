@@ -9,8 +9,8 @@ ramps); the quarter-turn count is piecewise constant and carries no gradient.
 
 Speed: no Python loop over shots; every step is batched over ``(nshot, ...)``. The first 1D FFT
 is taken once for all shots (the image is shared). Each step is a custom autograd function
-(:class:`_Shift`) with an analytic backward, so autograd keeps only the step's spectrum (the
-phase is recomputed in backward) instead of the graph of the phase computation; without a
+(:class:`_Shift`) with an analytic backward, so autograd keeps only the step's spectrum and, in
+2D, its phase (recomputed in backward for volumes) instead of the graph of the phase computation; without a
 gradient the steps run as plain FFTs with the phase multiplied in place. Full-size phase ramps are the product of two
 small tables (:func:`_phase`); the 1D grids are cached per length, device and dtype. Phase
 arguments are formed in float64 (float32 on devices without float64, e.g. MPS), reduced to
@@ -142,6 +142,11 @@ def _phase(vals: tuple[torch.Tensor, ...], coords: tuple[int | None, ...], axis:
     return phase.reshape(phase.shape[:1] + (1,) * nbatch + phase.shape[1:])
 
 
+#: Phases of at most this many elements (2D: shots x ny x nx; a volume up to 128^3, 16 MB) are
+#: kept from the forward pass for the backward pass instead of recomputed.
+_KEEP_PHASE = 1 << 22
+
+
 class _Shift(torch.autograd.Function):
     """One step ``y -> F_a^{-1} (P * F_a y)``: every line along axis ``a`` shifted by
     ``sum_j vals_j[s] d_{c_j}`` pixels (1D DFT ``F_a`` along ``a``, unnormalised, with
@@ -163,16 +168,18 @@ class _Shift(torch.autograd.Function):
         p = _phase(vals, coords, axis, spatial, nbatch, y.dtype)
         yk = torch.fft.fft(y, dim=axis)
         out = torch.fft.ifft(yk * p, dim=axis)
-        ctx.save_for_backward(yk, *vals)  # the phase is recomputed in backward: a full volume in 3D
+        keep = p.numel() <= _KEEP_PHASE  # else recomputed in backward (a full volume in 3D)
+        ctx.save_for_backward(yk, p if keep else None, *vals)
         ctx.spec = spec
         ctx.vdtypes = [v.dtype for v in vals]
         return out
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple:
-        yk, *vals = ctx.saved_tensors
+        yk, p, *vals = ctx.saved_tensors
         axis, coords, spatial, nbatch = ctx.spec
-        p = _phase(tuple(vals), coords, axis, spatial, nbatch, yk.dtype)
+        if p is None:
+            p = _phase(tuple(vals), coords, axis, spatial, nbatch, yk.dtype)
         nd = len(spatial)
         q = torch.fft.fft(g, dim=axis) * p.conj()
         gy = None

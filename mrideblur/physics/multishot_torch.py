@@ -98,8 +98,7 @@ class MultiShotSenseTorch:
         if thetas is None:
             return fft_torch(sens * x, self.ndim) * self.acquired
         if self.ndim == 2:
-            moved = self._rigid(x, thetas)  # (nshot, ny, nx)
-            rows = fft_torch(coil_rows2d(moved, sens, self._E[:, 0], self._EH[:, 0]), 1)  # (nshot, coils, nmax, kx)
+            rows = self.forward_rows(x, thetas, sens)  # (nshot, coils, nmax, kx)
             nc, ny, nx = sens.shape[0], x.shape[-2], x.shape[-1]
             flat = rows.transpose(0, 1).reshape(nc, -1, nx)
             out = torch.zeros((nc, ny + 1, nx), dtype=flat.dtype, device=flat.device)
@@ -108,6 +107,25 @@ class MultiShotSenseTorch:
         for s in range(self.nshot):  # 3D: one shot at a time, on its own k-space rows (rows3d)
             out = shot_forward3d(out, self._rigid(x, thetas[s : s + 1])[0], sens, self._plans3d[s])
         return out
+
+    def forward_rows(self, x: torch.Tensor, thetas: torch.Tensor, sens: torch.Tensor) -> torch.Tensor:
+        """2D: the forward model on each shot's own lines, ``(nshot, coils, nmax, kx)``, the rows of
+        shot ``s`` in the order of :meth:`data_rows` (rows past its own lines are zero).
+
+        ``||forward_rows(x) - data_rows(y)||^2 = ||forward(x) - y||^2`` on the acquired lines,
+        without scattering the lines into k-space (and gathering them back in the gradient).
+        """
+        if self.ndim != 2:
+            raise ValueError("forward_rows: implemented for 2D models")
+        moved = self._rigid(x, thetas)  # (nshot, ny, nx)
+        return fft_torch(coil_rows2d(moved, sens, self._E[:, 0], self._EH[:, 0]), 1)
+
+    def data_rows(self, y: torch.Tensor) -> torch.Tensor:
+        """2D: k-space ``(coils, ky, kx)`` -> every shot's measured lines ``(nshot, coils, nmax,
+        kx)``, the layout of :meth:`forward_rows` (zero rows past a shot's own lines)."""
+        nc, nx = y.shape[0], y.shape[-1]
+        pad = torch.cat([y, torch.zeros_like(y[:, :1])], 1)  # the dummy row ``ny`` reads zeros
+        return pad[:, self._rows].reshape(nc, self.nshot, self._nmax, nx).transpose(0, 1)
 
     def shot_lines(self, x: torch.Tensor, thetas: torch.Tensor, sens: torch.Tensor, shot: int) -> torch.Tensor:
         """The lines of one shot under ``K`` candidate motions (2D): ``M_s F S T(theta_k) x``.
@@ -146,9 +164,7 @@ class MultiShotSenseTorch:
         if thetas is None:
             return (sens.conj() * ifft_torch(y * self.acquired, self.ndim)).sum(0)
         if self.ndim == 2:
-            nc, nx = y.shape[0], y.shape[-1]
-            pad = torch.cat([y, torch.zeros_like(y[:, :1])], 1)  # the dummy row ``ny`` reads zeros
-            lines = ifft_torch(pad[:, self._rows].reshape(nc, self.nshot, self._nmax, nx).transpose(0, 1), 1)
+            lines = ifft_torch(self.data_rows(y), 1)
             z = coil_rows2d_adjoint(lines, sens, self._EH[:, 0])  # (nshot, ny, nx)
             return self._rigid(z, thetas, adjoint=True, per_shot=True).sum(0)
         out = None

@@ -13,7 +13,10 @@ one autograd function whose backward is the adjoint
           \partial S_c = \sum_s \overline{m_s} \odot E_s^H g_{s,c}
 
 (torch's convention for complex gradients: the adjoint of the linear map applied to the
-incoming gradient). Autograd keeps ``m`` and ``S``, not the coil images.
+incoming gradient). Autograd keeps ``m`` and ``S``, not the coil images.  Small problems
+(below :data:`_LOOP_ABOVE` elements, e.g. the coarse levels of a coarse-to-fine estimate) and
+GPUs take one batched product instead: there the per-shot calls cost more than the memory
+traffic they save.
 """
 
 from __future__ import annotations
@@ -25,11 +28,23 @@ import torch
 __all__ = ["coil_rows2d", "coil_rows2d_adjoint"]
 
 
+#: Below this many elements of ``(shots, coils, ny, nx)`` (e.g. 16 x 8 x 48 x 48) one batched
+#: product beats the loop over shots, whose per-shot calls then cost more than the memory it saves
+#: (measured on 2 cores: 0.07 vs 0.23 ms at 24x24, equal at 48-96, 4.6 vs 13 ms at 192x192).
+_LOOP_ABOVE = 1 << 19
+
+
+def _small(nshot: int, sens: torch.Tensor) -> bool:
+    return nshot * sens.numel() < _LOOP_ABOVE or sens.device.type != "cpu"
+
+
 class _CoilRows2D(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, m: torch.Tensor, sens: torch.Tensor, E: torch.Tensor, EH: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(m, sens, EH)
         nshot, (nc, ny, nx), k = m.shape[0], sens.shape, E.shape[-2]
+        if _small(nshot, sens):
+            return E[:, None] @ (sens[None] * m[:, None])
         dt = torch.result_type(m, sens)
         out = torch.empty((nshot, nc, k, nx), dtype=dt, device=m.device)
         u = torch.empty((nc, ny, nx), dtype=dt, device=m.device)
@@ -50,6 +65,10 @@ def _adjoint(g: torch.Tensor, sens: torch.Tensor, EH: torch.Tensor, m: torch.Ten
     """``sum_c conj(S_c) E_s^H g_{s,c}`` per shot (when ``want_m``) and, given ``m``,
     ``sum_s conj(m_s) E_s^H g_{s,c}`` per coil; one shot's ``(coils, ny, nx)`` at a time."""
     nshot = g.shape[0]
+    if _small(nshot, sens):
+        w = EH[:, None] @ g                                 # (shots, coils, ny, nx)
+        return ((w * sens.conj()[None]).sum(1) if want_m else None,
+                None if m is None else (w * m[:, None].conj()).sum(0))
     dt = torch.result_type(g, sens)
     w = torch.empty(sens.shape, dtype=dt, device=g.device)
     gm = torch.empty((nshot,) + tuple(sens.shape[1:]), dtype=dt, device=g.device) if want_m else None
