@@ -142,8 +142,9 @@ def _phase(vals: tuple[torch.Tensor, ...], coords: tuple[int | None, ...], axis:
     return phase.reshape(phase.shape[:1] + (1,) * nbatch + phase.shape[1:])
 
 
-#: Phases of at most this many elements (2D: shots x ny x nx; a volume up to 128^3, 16 MB) are
-#: kept from the forward pass for the backward pass instead of recomputed.
+#: 2D phases of at most this many elements (shots x ny x nx) are kept from the forward pass for
+#: the backward pass instead of recomputed.  Not in 3D: a volume's phase per step and shot would
+#: double the memory autograd holds (8 steps x 32 shots x 16 MB more at 128^3).
 _KEEP_PHASE = 1 << 22
 
 
@@ -168,7 +169,7 @@ class _Shift(torch.autograd.Function):
         p = _phase(vals, coords, axis, spatial, nbatch, y.dtype)
         yk = torch.fft.fft(y, dim=axis)
         out = torch.fft.ifft(yk * p, dim=axis)
-        keep = p.numel() <= _KEEP_PHASE  # else recomputed in backward (a full volume in 3D)
+        keep = len(spatial) == 2 and p.numel() <= _KEEP_PHASE  # else recomputed in backward
         ctx.save_for_backward(yk, p if keep else None, *vals)
         ctx.spec = spec
         ctx.vdtypes = [v.dtype for v in vals]

@@ -23,7 +23,7 @@ import torch
 
 from .fourier import ShotRows3D, fft_torch, ifft_torch
 
-__all__ = ["ShotRowsTorch", "shot_forward3d", "shot_adjoint3d"]
+__all__ = ["ShotRowsTorch", "add_shot_rows", "shot_adjoint3d", "shot_forward3d", "shot_rows3d"]
 
 #: coil images per chunk: about this many voxels (2**21 complex64 = 16 MB)
 CHUNK_VOXELS = 1 << 21
@@ -120,16 +120,30 @@ class _CoilRows(torch.autograd.Function):
         return gm, gs, None
 
 
-def shot_forward3d(out: torch.Tensor, m: torch.Tensor, sens: torch.Tensor, p: ShotRowsTorch) -> torch.Tensor:
+def shot_rows3d(m: torch.Tensor, sens: torch.Tensor, p: ShotRowsTorch) -> torch.Tensor:
+    """``M_s F S m`` on the shot's own rows: ``(coils, K, ky, kx)`` or ``(coils, kz, K, kx)``
+    (``(coils, kz, ky, kx)`` when the shot spans every row); :func:`add_shot_rows` puts it in
+    k-space."""
+    if p.full:
+        return fft_torch(sens * m, 3) * p.mask
+    return fft_torch(_CoilRows.apply(m, sens, p), dims=p.other) * p.mask
+
+
+def add_shot_rows(out: torch.Tensor | None, rows: torch.Tensor, p: ShotRowsTorch,
+                  shape: tuple[int, ...]) -> torch.Tensor:
+    """Add the rows of :func:`shot_rows3d` into ``out`` ``(coils, kz, ky, kx)`` (in place; ``None``
+    starts a new array of that ``shape``) and return it."""
+    if p.full:
+        return rows if out is None else out + rows
+    if out is None:
+        out = torch.zeros(shape, dtype=rows.dtype, device=rows.device)
+    return out.index_add_(p.dim, p.rows, rows)  # in place is fine for autograd: nothing saves ``out``
+
+
+def shot_forward3d(out: torch.Tensor | None, m: torch.Tensor, sens: torch.Tensor, p: ShotRowsTorch) -> torch.Tensor:
     """Add ``M_s F S m`` (``m = T(theta_s) x``, ``(nz, ny, nx)``) into ``out`` ``(coils, kz, ky, kx)``
     (in place; ``None`` starts a new array) and return it."""
-    if p.full:
-        k = fft_torch(sens * m, 3) * p.mask
-        return k if out is None else out + k
-    red = fft_torch(_CoilRows.apply(m, sens, p), dims=p.other) * p.mask
-    if out is None:
-        out = torch.zeros(sens.shape, dtype=red.dtype, device=red.device)
-    return out.index_add_(p.dim, p.rows, red)  # in place is fine for autograd: nothing saves ``out``
+    return add_shot_rows(out, shot_rows3d(m, sens, p), p, tuple(sens.shape))
 
 
 def shot_adjoint3d(y: torch.Tensor, sens: torch.Tensor, p: ShotRowsTorch) -> torch.Tensor:
