@@ -9,7 +9,7 @@ import torch
 
 from mrideblur.mri import MultiShotSense, MultiShotSenseTorch, make_shot_index, simulate_sens
 from mrideblur.physics.fourier import fft
-from mrideblur.physics import rows2d
+from mrideblur.physics import multishot_torch, rows2d
 
 
 def _setup(shape, nshot, ncoil=4, seed=0, dtype=np.complex64, accel=1):
@@ -253,9 +253,12 @@ def test_3d_plan_reduces_the_axis_with_fewer_rows():
                 np.testing.assert_array_equal(own, si == s)
 
 
-def test_3d_gradients_match_finite_differences():
+@pytest.mark.parametrize("checkpoint_bytes", [0, 1 << 62])
+def test_3d_gradients_match_finite_differences(checkpoint_bytes, monkeypatch):
     """3D model (shot rows with an analytic backward): d/dtheta, d/dS and d/dx of
-    ``||A x - y||^2`` against central differences (float64)."""
+    ``||A x - y||^2`` against central differences (float64), with every shot recomputed in the
+    backward pass (the path of large volumes) and without."""
+    monkeypatch.setattr(multishot_torch, "CHECKPOINT_BYTES", checkpoint_bytes)
     shape, nshot = (8, 12, 10), 4
     sens, _, theta, x, _ = _setup(shape, nshot, ncoil=3, dtype=np.complex128)
     si = make_shot_index(shape[:2], nshot, "interleaved")
