@@ -185,8 +185,7 @@ class MultiShotSenseTorch:
 
     def shot_data(self, y: torch.Tensor, shot: int) -> torch.Tensor:
         """The measured lines of one shot, ``(coils, nmax, kx)``, matching :meth:`shot_lines`."""
-        pad = torch.cat([y, torch.zeros_like(y[:, :1])], 1)
-        return pad[:, self._rows.reshape(self.nshot, self._nmax)[shot]]
+        return self.data_rows(y)[shot]
 
     def adjoint(self, y: torch.Tensor, thetas: torch.Tensor | None, sens: torch.Tensor) -> torch.Tensor:
         """``sum_s T(theta_s)^H S^H F^H M_s y``: k-space -> image."""
