@@ -63,6 +63,7 @@ def run_case(job: tuple) -> dict:
     import torch
 
     from mrideblur.estimators.aligned_sense import _check_initial_maps, refine_sens
+    from mrideblur.physics.shots import count_shots
 
     name, plane, n, model, ncoil, accel, seed = job
     torch.set_num_threads(1)
@@ -76,7 +77,7 @@ def run_case(job: tuple) -> dict:
 
     espirit = estimate_sens(y, "espirit", calib_width=24)
     maps, info = _check_initial_maps(y, si, espirit, 24)
-    coil_images = refine_sens(y, si, np.zeros((16, 3)), calib_width=24)  # the check's other start
+    coil_images = refine_sens(y, si, np.zeros((count_shots(si), 3)), calib_width=24)  # the check's other start
     fit = info["misfit_at_zero_motion"]
     t = time.perf_counter()
     res = correct(y, si, "aligned-sense")

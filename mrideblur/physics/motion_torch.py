@@ -12,9 +12,9 @@ is taken once for all shots (the image is shared). Each step is a custom autogra
 (:class:`_Shift`) with an analytic backward, so autograd keeps only the step's spectrum and, in
 2D, its phase (recomputed in backward for volumes) instead of the graph of the phase
 computation; without a gradient the steps run as plain FFTs with the phase multiplied in place.
-Full-size phase ramps are the product of two small tables (:func:`_phase`); the 1D grids are cached per length, device and dtype. Phase
-arguments are formed in float64 (float32 on devices without float64, e.g. MPS), reduced to
-``[-1/2, 1/2]`` cycles, then cast to the working precision, so complex64 results match numpy to
+Full-size phase ramps are the product of two small tables (:func:`_phase`); the 1D grids are
+cached per length, device and dtype. Phase arguments are formed in float64 (float32 on devices
+without float64, e.g. MPS), reduced to ``[-1/2, 1/2]`` cycles, then cast to the working precision, so complex64 results match numpy to
 ~1e-6 relative. All tensors live on ``x``'s device; ``thetas`` is copied to the host once per
 call (validation and the quarter-turn counts).
 """
