@@ -7,16 +7,16 @@ angles beyond 45 degrees, then the translation, merged into the last shear where
 axis. Gradients flow to ``x`` and to ``thetas`` (through ``tan(r/2)``, ``sin(r)`` and the phase
 ramps); the quarter-turn count is piecewise constant and carries no gradient.
 
-Speed: no Python loop over shots; every step is batched over ``(nshot, ...)``. The first 1D FFT
-is taken once for all shots (the image is shared). Each step is a custom autograd function
-(:class:`_Shift`) with an analytic backward, so autograd keeps only the step's spectrum and, in
-2D, its phase (recomputed in backward for volumes) instead of the graph of the phase
-computation; without a gradient the steps run as plain FFTs with the phase multiplied in place.
-Full-size phase ramps are the product of two small tables (:func:`_phase`); the 1D grids are
-cached per length, device and dtype. Phase arguments are formed in float64 (float32 on devices
-without float64, e.g. MPS), reduced to ``[-1/2, 1/2]`` cycles, then cast to the working precision, so complex64 results match numpy to
-~1e-6 relative. All tensors live on ``x``'s device; ``thetas`` is copied to the host once per
-call (validation and the quarter-turn counts).
+Speed: no Python loop over shots; every step is batched over ``(nshot, ...)``. The first 1D FFT is
+taken once for all shots (the image is shared). Each step is a custom autograd function
+(:class:`_Shift`) with an analytic backward, so autograd keeps only the step's spectrum and, in 2D,
+its phase (recomputed in backward for volumes) instead of the graph of the phase computation;
+without a gradient the steps run as plain FFTs with the phase multiplied in place. Full-size phase
+ramps are the product of two small tables (:func:`_phase`); the 1D grids are cached per length,
+device and dtype. Phase arguments are formed in float64 (float32 on devices without float64, e.g.
+MPS), reduced to ``[-1/2, 1/2]`` cycles, then cast to the working precision, so complex64 results
+match numpy to ~1e-6 relative. All tensors live on ``x``'s device; ``thetas`` is copied to the host
+once per call (validation and the quarter-turn counts).
 """
 
 from __future__ import annotations
