@@ -40,6 +40,7 @@ from ..physics.multishot_torch import MultiShotSenseTorch
 from ..physics.motion import rigid2d_batch
 from ..physics.shots import count_shots
 from .base import CancelFn, ProgressFn, Result, one_of, positive_int
+from .coil_motion_varpro import joint_motion_coils_lbfgs
 from .mri_common import KSpaceOptions, initial_sens, mri_report, residuals
 from .kspace_grid import crop_slices as _crop_slices
 from .kspace_grid import rebase_motion, reference_shot
@@ -449,6 +450,10 @@ def _fit_coil_coeffs3d(y: np.ndarray, si: np.ndarray, image: np.ndarray, motion:
 #: rounds; hard ones crawl (a random R = 2 case: 2.2, 1.0, 0.4, 0.12, ... degrees or pixels per
 #: round, 32.5 dB after 3 rounds, 34.3 after 6, 35.1 after 8, oracle 36.7), hence up to 6.
 MAX_COIL_ROUNDS = 6
+#: Slices: instead of those rounds, at most this many L-BFGS iterations over image and motion
+#: with the polynomial maps solved for at every step (:mod:`.coil_motion_varpro`); most cases
+#: settle within 300-600.
+VARPRO_MAX_ITER = 800
 COIL_ROUND_TOL = 0.02
 #: Whole coarse-to-fine passes (with the per-shot search) after a coil step, for
 #: ``coils="joint"`` with unknown maps, before the local rounds above; they go on while a pass
@@ -632,7 +637,7 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
     levels = motion_levels(min(y.shape[1:]), coarse, fine, y.ndim - 1)
     fine = sum(lv.iterations for lv in levels) - coarse
     npass = 1 + (MAX_GLOBAL_PASSES if refine and y.ndim == 3 else 0)  # 2D slices (3D: time)
-    total = npass * (coarse + fine) + MAX_COIL_ROUNDS * refine
+    total = npass * (coarse + fine) + ((VARPRO_MAX_ITER if y.ndim == 3 else MAX_COIL_ROUNDS * refine) if refine else 0)
     t = time.perf_counter()
     image, motion, h = joint_motion_lbfgs(y, si, sens, levels=levels, device=device, progress=progress,
                                           cancel=cancel, total_steps=total)
@@ -669,9 +674,21 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
     # whole passes first (a way out of the basin of the first maps), then local full-resolution rounds
     history["global_passes"] = alternate("global_pass", npass - 1, GLOBAL_PASS_TOL, levels, 0, coarse + fine)
     offset = (1 + len(history["global_passes"])) * (coarse + fine)
-    rounds = alternate("coil_round", MAX_COIL_ROUNDS if refine else 0, COIL_ROUND_TOL, (Level(1.0, refine),), 10,
-                       offset)
-    history["coil_rounds"] = rounds
+    if y.ndim == 3 and refine and not cancelled:
+        # slices: image, motion and maps together, the maps solved for at every step
+        t = time.perf_counter()
+        start_image = sense_recon(y, si, sens, motion, max_iter=COIL_WARM_CG, x0=image if frame0 else None)
+        coil_model = PolynomialCoilModel(y.shape[1:], COIL_DEGREE)
+        image, motion, coeffs, h = joint_motion_coils_lbfgs(
+            y, si, start_image, motion, coil_model, max_iter=VARPRO_MAX_ITER, device=device, progress=progress,
+            cancel=cancel, step_offset=offset, total_steps=total)
+        sens = normalize_sens(coil_model.maps(coeffs))
+        cancelled = h["cancelled"]
+        history["motion_and_coils"] = h
+        seconds["motion_and_coils"] = time.perf_counter() - t
+    else:
+        history["coil_rounds"] = alternate("coil_round", MAX_COIL_ROUNDS if refine else 0, COIL_ROUND_TOL,
+                                           (Level(1.0, refine),), 10, offset)
     return image, motion, sens, history, seconds, cancelled
 
 

@@ -1,0 +1,192 @@
+r"""Joint image, motion and coil maps by variable projection (the coils eliminated exactly).
+
+With polynomial coil maps fixed in the scanner frame, ``S_c = sum_b a_cb phi_b``
+(:class:`~mrideblur.physics.coils.PolynomialCoilModel`), the multi-shot data are linear in the
+coefficients ``a``:
+
+.. math:: y_c = \sum_b a_{cb}\, D_b(x, \theta), \qquad
+          D_b(x, \theta) = \sum_s M_s F (\phi_b\, T(\theta_s) x),
+
+so the coils can be solved for at every evaluation and the cost minimised over the image and
+the motion only (variable projection, Golub and Pereyra 1973):
+
+.. math:: f(x, \theta) = \min_a \frac{\|\sum_b a_b D_b(x, \theta) - y\|^2}{\|y\|^2}.
+
+``a*`` is the least-squares solution (one design matrix for all coils, float64 normal
+equations); by the envelope theorem the gradient of ``f`` is the partial gradient at ``a*``, so
+autograd runs through the model with ``a*`` held fixed.  L-BFGS (strong-Wolfe line search)
+then moves the image and every shot's motion together while the maps follow exactly.
+
+Why: alternating coil fits and motion steps crawls where the coil maps and the translations
+trade against each other.  A 96x96 MNI152 slice, 16 birdcage coils, R = 2 (oracle 40.5 dB):
+six coil rounds left the translations 0.175 px RMS off (33.2 dB; twelve more rounds 33.26);
+joint L-BFGS over (x, theta, a) reached 37.3 dB after 300 iterations and 39.8 after 900; this
+projection reached 40.5 after 400 and stopped there (2026-12-07).  There is no penalty on
+``||x||``: ``f`` is unchanged by ``x -> c x`` (``a -> a / c``), so a penalty only shrinks the image
+and grows the maps — with ``1e-4 ||x||^2 / ||x_0||^2`` the same case needed 1400 iterations,
+with ``1e-2`` the motion did not move (measured).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from ..physics.coils import PolynomialCoilModel
+from ..physics.multishot_torch import MultiShotSenseTorch
+from ..physics.shots import count_shots
+from .base import CancelFn, ProgressFn
+
+__all__ = ["coil_design_solve", "joint_motion_coils_lbfgs"]
+
+#: Basis functions per model application when building the design (volumes; memory).
+DESIGN_CHUNK = 12
+
+
+def coil_design_solve(model: MultiShotSenseTorch, x: torch.Tensor, theta: torch.Tensor, basis: torch.Tensor,
+                      target: torch.Tensor, acquired: torch.Tensor | None = None) -> torch.Tensor:
+    """Least-squares coil coefficients ``a`` (coils, nbasis) for image ``x`` and motion ``theta``.
+
+    Solves ``min_a ||sum_b a_cb D_b - y_c||^2`` through the normal equations ``(D^H D) a = D^H y``
+    accumulated in complex128 (a ridge of ``1e-10`` of the mean diagonal keeps it solvable for
+    a basis function the image does not reach).  No gradients.
+
+    Parameters
+    ----------
+    model : MultiShotSenseTorch
+    x : (ny, nx) or (nz, ny, nx) complex tensor, frame of shot 0
+    theta : (nshot, 3|6) real tensor (degrees, pixels)
+    basis : (nbasis,) + image shape, complex tensor
+    target : 2D: ``model.data_rows(y)`` (nshot, coils, nmax, kx); 3D: ``y[:, acquired]``
+        (coils, samples)
+    acquired : (kz, ky) bool tensor, 3D only
+    """
+    nb = basis.shape[0]
+    with torch.no_grad():
+        if x.dim() == 2:
+            D = model.forward_rows(x, theta, basis)  # (nshot, nb, nmax, kx)
+            Dm = D.transpose(0, 1).reshape(nb, -1).to(torch.complex128)
+            Ym = target.transpose(0, 1).reshape(target.shape[1], -1).to(torch.complex128)
+            gram, rhs = Dm.conj() @ Dm.T, Dm.conj() @ Ym.T
+        else:
+            blocks = [model.forward(x, theta, basis[b0:b0 + DESIGN_CHUNK])[:, acquired, :]
+                      for b0 in range(0, nb, DESIGN_CHUNK)]
+            Dm = torch.cat(blocks).reshape(nb, -1).to(torch.complex128)
+            gram, rhs = Dm.conj() @ Dm.T, Dm.conj() @ target.T.to(torch.complex128)
+        ridge = 1e-10 * float(gram.diagonal().real.mean()) + 1e-30
+        a = torch.linalg.solve(gram + ridge * torch.eye(nb, dtype=gram.dtype, device=gram.device), rhs)
+    return a.T.to(x.dtype)
+
+
+def joint_motion_coils_lbfgs(
+    kspace: np.ndarray,
+    shot_index: np.ndarray,
+    image: np.ndarray,
+    motion: np.ndarray,
+    coil_model: PolynomialCoilModel,
+    max_iter: int = 500,
+    motion_tol: float = 2e-3,
+    device: str = "cpu",
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    step_offset: int = 0,
+    total_steps: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Minimise ``f(x, theta) = min_a ||A(x, theta, S(a)) - y||^2 / ||y||^2`` at full resolution.
+
+    Parameters
+    ----------
+    kspace : (coils, ky, kx) or (coils, kz, ky, kx) complex
+    shot_index : (ky,) or (kz, ky) int, -1 for lines not acquired
+    image : image grid, complex
+        Start, in the frame of shot 0 (any scaling and phase: the maps follow).
+    motion : (nshot, 3) or (nshot, 6) float
+        Start (degrees, pixels); shot 0 is held at zero.
+    coil_model : PolynomialCoilModel on the image grid
+    max_iter : int
+        L-BFGS iterations at most (checked in blocks of 25).
+    motion_tol : float
+        Stop once no motion parameter moved more than this (degrees, pixels) over a block of 25
+        iterations and the cost changed by less than ``1e-6`` of itself.
+    device : str
+        torch device.
+    progress, cancel
+        Reported / polled after every block.
+    step_offset, total_steps
+        Where this stage's steps sit on the caller's progress bar.
+
+    Returns
+    -------
+    image : complex64, frame of shot 0 (scaled against the maps ``coil_model.maps(coeffs)``)
+    motion : (nshot, 3|6) float64, ``motion[0] == 0``
+    coeffs : (coils, nbasis) complex128, the maps' coefficients at the end
+    history : dict: ``cost`` per block, ``iterations``, ``evaluations``, ``seconds``, ``cancelled``
+    """
+    t0 = time.perf_counter()
+    y = np.asarray(kspace)
+    si = np.asarray(shot_index)
+    nd = y.ndim - 1
+    nshot = count_shots(si)
+    npar = 3 if nd == 2 else 6
+    dev = torch.device(device)
+    cdt = torch.complex64
+    model = MultiShotSenseTorch(si, nd, device=dev, dtype=cdt, nshot=nshot)
+    basis = torch.as_tensor(coil_model.basis, device=dev).to(cdt)
+    yt = torch.as_tensor(y, device=dev).to(cdt)
+    if nd == 2:
+        target, acquired = model.data_rows(yt).contiguous(), None
+    else:
+        acquired = torch.as_tensor(si >= 0, device=dev)
+        target = yt[:, acquired, :].reshape(y.shape[0], -1)
+    ynorm = float((target.abs() ** 2).sum()) + 1e-30
+    xv = torch.view_as_real(torch.as_tensor(np.asarray(image), device=dev).to(cdt)).clone().requires_grad_(True)
+    tv = torch.as_tensor(np.asarray(motion, dtype=np.float64)[1:], device=dev, dtype=torch.float32)
+    tv = tv.clone().requires_grad_(True)
+    zero = torch.zeros((1, npar), device=dev, dtype=torch.float32)
+    state: dict = {"evaluations": 0}
+
+    def predict(x: torch.Tensor, th: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        if nd == 2:
+            return model.forward_rows(x, th, maps)
+        return model.forward(x, th, maps)[:, acquired, :].reshape(maps.shape[0], -1)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        x, th = torch.view_as_complex(xv), torch.cat([zero, tv], 0)
+        a = coil_design_solve(model, x.detach(), th.detach(), basis, target, acquired)
+        state["a"] = a
+        maps = torch.tensordot(a, basis, dims=([1], [0]))
+        loss = torch.view_as_real(predict(x, th, maps) - target).pow(2).sum() / ynorm
+        loss.backward()
+        state["evaluations"] += 1
+        return loss
+
+    opt = torch.optim.LBFGS([xv, tv], lr=1.0, max_iter=25, history_size=30, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-12, tolerance_change=1e-15)
+    trace: list[float] = []
+    done, cancelled = 0, False
+    total = total_steps or max_iter
+    while done < max_iter:
+        prev = tv.detach().clone()
+        loss = opt.step(closure)
+        done += 25
+        trace.append(float(loss.detach()))
+        if progress is not None:
+            progress(min(step_offset + done, total), total, f"motion + coils: cost {trace[-1]:.4g}")
+        if cancel is not None and cancel():
+            cancelled = True
+            break
+        moved = float((tv.detach() - prev).abs().max()) if tv.numel() else 0.0
+        settled = len(trace) > 1 and abs(trace[-2] - trace[-1]) < 1e-6 * trace[-1]
+        if moved < motion_tol and settled:
+            break
+    with torch.no_grad():  # the maps of the point L-BFGS kept (its last evaluation may be a trial)
+        x, th = torch.view_as_complex(xv.detach()), torch.cat([zero, tv.detach()], 0)
+        a = coil_design_solve(model, x, th, basis, target, acquired)
+    out = np.zeros((nshot, npar))
+    out[1:] = tv.detach().cpu().double().numpy()
+    history = {"cost": trace, "iterations": done, "evaluations": state["evaluations"],
+               "seconds": time.perf_counter() - t0, "cancelled": cancelled}
+    return (x.cpu().numpy().astype(np.complex64), out, a.cpu().numpy().astype(np.complex128), history)
