@@ -21,8 +21,9 @@ later step.  The start is ESPIRiT on those lines, or the smoothed motion-free co
 data (:func:`refine_sens` at zero motion) where ESPIRiT's maps explain the data far worse
 (:func:`_check_initial_maps`, 2D and 3D).  With ``coils="joint"`` the maps are then re-fitted
 under the exact model for the current image and motion (polynomial maps fixed in the scanner
-frame, :func:`fit_coil_coeffs`) between motion refinements — a JSENSE-style alternation of
-motion and coils.
+frame, :func:`fit_coil_coeffs`): on slices by one last L-BFGS over image and motion with the
+maps' coefficients solved at every step (:mod:`.coil_motion_varpro`), on volumes by a
+JSENSE-style alternation of coil fits and motion refinements.
 """
 
 from __future__ import annotations
@@ -533,12 +534,13 @@ class AlignedSenseOptions(KSpaceOptions):
     Attributes
     ----------
     coils : {"joint", "espirit"}
-        Re-estimate the coil maps jointly with the motion (up to ``MAX_COIL_ROUNDS`` rounds of
-        the exact polynomial coil fit and a motion refinement), or keep the ESPIRiT maps of the
-        corrupted data.  Ignored when the maps are given.
+        Re-estimate the coil maps jointly with the motion (slices: image, motion and the exact
+        polynomial maps together, at most ``VARPRO_MAX_ITER`` L-BFGS iterations; volumes: up to
+        ``MAX_COIL_ROUNDS`` rounds of the exact coil fit and a motion refinement), or keep the
+        ESPIRiT maps of the corrupted data.  Ignored when the maps are given.
     max_iter : int
-        L-BFGS iterations at the coarsest level (the finer level gets 4/5 of it, each coil
-        refinement round 3/5, at full resolution).
+        L-BFGS iterations at the coarsest level (the finer level gets 4/5 of it; each coil
+        refinement round of a volume 3/5, at full resolution).
     """
 
     coils: str = "joint"
