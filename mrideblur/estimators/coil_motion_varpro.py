@@ -25,6 +25,11 @@ projection reached 40.5 after 400 and stopped there (2026-12-07).  There is no p
 ``||x||``: ``f`` is unchanged by ``x -> c x`` (``a -> a / c``), so a penalty only shrinks the image
 and grows the maps — with ``1e-4 ||x||^2 / ||x_0||^2`` the same case needed 1400 iterations,
 with ``1e-2`` the motion did not move (measured).
+
+Slices use it as aligned-SENSE's last stage.  Volumes work (tested) but aligned-SENSE keeps the
+alternation there: each evaluation applies the model once per basis function (35 at degree 4,
+84 at degree 6, against 8 coils), and 50 iterations on the 48^3 case of
+``benchmarks/volume3d.py`` did not finish in 17 min on one thread (2026-12-07).
 """
 
 from __future__ import annotations
@@ -52,8 +57,9 @@ def coil_design_solve(model: MultiShotSenseTorch, x: torch.Tensor, theta: torch.
     """Least-squares coil coefficients ``a`` (coils, nbasis) for image ``x`` and motion ``theta``.
 
     Solves ``min_a ||sum_b a_cb D_b - y_c||^2`` through the normal equations ``(D^H D) a = D^H y``
-    accumulated in complex128 (a ridge of ``1e-10`` of the mean diagonal keeps it solvable for
-    a basis function the image does not reach).  No gradients.
+    formed in complex128 (a ridge of ``1e-10`` of the mean diagonal keeps it solvable for a
+    basis function the image does not reach).  Holds ``D`` whole: nbasis x acquired samples,
+    complex128 (16 bytes each).  No gradients.
 
     Parameters
     ----------
