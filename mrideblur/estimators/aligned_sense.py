@@ -41,7 +41,7 @@ from ..physics.multishot_torch import MultiShotSenseTorch
 from ..physics.motion import rigid2d_batch
 from ..physics.shots import count_shots
 from .base import CancelFn, ProgressFn, Result, one_of, positive_int
-from .coil_motion_varpro import joint_motion_coils_lbfgs
+from .coil_motion_varpro import coil_design_solve, joint_motion_coils_lbfgs
 from .mri_common import KSpaceOptions, initial_sens, mri_report, residuals
 from .kspace_grid import crop_slices as _crop_slices
 from .kspace_grid import rebase_motion, reference_shot
@@ -411,35 +411,17 @@ def fit_coil_coeffs(
     return a.T
 
 
-#: Basis functions per model application in the 3D coil fit (memory: that many coil spectra).
-COIL_FIT_CHUNK = 12
-
-
 def _fit_coil_coeffs3d(y: np.ndarray, si: np.ndarray, image: np.ndarray, motion: np.ndarray,
                        coil_model: PolynomialCoilModel) -> np.ndarray:
-    """:func:`fit_coil_coeffs` for volumes: ``G`` in chunks of basis functions, normal equations."""
-    nb = coil_model.nbasis
+    """:func:`fit_coil_coeffs` for volumes: the normal equations of
+    :func:`~mrideblur.estimators.coil_motion_varpro.coil_design_solve`."""
     model = MultiShotSenseTorch(si, 3, nshot=count_shots(si))
-    th = torch.as_tensor(np.asarray(motion), dtype=torch.float32)
-    x = torch.as_tensor(np.ascontiguousarray(image, dtype=np.complex64))
     acq = torch.as_tensor(si >= 0)
-    G = []
-    with torch.no_grad():
-        for b0 in range(0, nb, COIL_FIT_CHUNK):
-            basis = torch.as_tensor(coil_model.basis[b0:b0 + COIL_FIT_CHUNK].astype(np.complex64))
-            G.append(model.forward(x, th, basis)[:, acq, :].reshape(basis.shape[0], -1))
-        G = torch.cat(G)  # (nbasis, samples) complex64
-        Y = torch.as_tensor(np.ascontiguousarray(y, dtype=np.complex64))[:, acq, :].reshape(y.shape[0], -1)
-        gram = torch.zeros((nb, nb), dtype=torch.complex128)
-        rhs = torch.zeros((nb, y.shape[0]), dtype=torch.complex128)
-        step = 1 << 16
-        for j in range(0, G.shape[1], step):  # float64 sums, one slab of samples at a time
-            g = G[:, j:j + step].to(torch.complex128)
-            gram += g.conj() @ g.T
-            rhs += g.conj() @ Y[:, j:j + step].to(torch.complex128).T
-    ridge = 1e-10 * float(gram.diagonal().real.mean())
-    a = torch.linalg.solve(gram + ridge * torch.eye(nb, dtype=gram.dtype), rhs)
-    return a.T.numpy()
+    target = torch.as_tensor(np.ascontiguousarray(y, dtype=np.complex64))[:, acq, :].reshape(y.shape[0], -1)
+    a = coil_design_solve(model, torch.as_tensor(np.ascontiguousarray(image, dtype=np.complex64)),
+                          torch.as_tensor(np.asarray(motion), dtype=torch.float32),
+                          torch.as_tensor(coil_model.basis.astype(np.complex64)), target, acq)
+    return a.numpy().astype(np.complex128)
 
 
 # ----------------------------------------------------------------------------------------------
