@@ -132,7 +132,10 @@ def main() -> None:
     command = "python benchmarks/orderings.py" + (f" --threads {args.threads}" if args.threads != 1 else "")
 
     def load() -> list[dict]:
-        return [json.loads(line) for line in raw.read_text().splitlines() if line.strip()] if raw.exists() else []
+        """The rows of ``raw``, the last one of each (case, method) (a case run twice by
+        accident, or before a ``--redo``, is reported once)."""
+        rows = [json.loads(line) for line in raw.read_text().splitlines() if line.strip()] if raw.exists() else []
+        return list({(r["key"], r["method"]): r for r in rows}.values())
 
     order = {key(c): i for i, c in enumerate(cases)}
 

@@ -24,6 +24,12 @@ under the exact model for the current image and motion (polynomial maps fixed in
 frame, :func:`fit_coil_coeffs`): on slices by one last L-BFGS over image and motion with the
 maps' coefficients solved at every step (:mod:`.coil_motion_varpro`), on volumes by a
 JSENSE-style alternation of coil fits and motion refinements.
+
+Slices end with a full-resolution search of every shot over rotation and any translation
+(:func:`~mrideblur.estimators.shot_search.rescue_shots`): a shot that owns no line of the coarse
+levels, or that the joint coil fit left in the pose of the others, is moved when its own lines
+say so clearly; the last stage then runs again from there and its result is kept when it fits
+the data better.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from .kspace_grid import rebase_motion, reference_shot
 from .kspace_grid import resample_image as _resample_image
 from .kspace_grid import subsample_maps as _subsample_maps
 from .sense import sense_recon
-from .shot_search import offset_grid, offset_grid3d, search_shot_motion
+from .shot_search import offset_grid, offset_grid3d, rescue_shots, search_shot_motion
 
 __all__ = ["AlignedSenseOptions", "Level", "coil_images", "fit_coil_coeffs", "joint_motion_lbfgs", "refine_sens", "run"]
 
@@ -610,8 +616,10 @@ def motion_levels(n: int, coarse: int, fine: int, ndim: int = 2) -> tuple[Level,
 def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: AlignedSenseOptions,
                     estimate_coils: bool, progress: ProgressFn | None = None, cancel: CancelFn | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict, dict, bool]:
-    """Coarse-to-fine joint motion, then coil rounds; returns ``(image, motion, sens, history,
-    seconds, cancelled)`` (the image is the joint estimate, not yet the final CG-SENSE)."""
+    """Coarse-to-fine joint motion, then the coil stage (slices: variable projection; volumes:
+    coil rounds), then (slices) the full-resolution shot search; returns ``(image, motion, sens,
+    history, seconds, cancelled)`` (the image is the joint estimate before the shot search, in
+    the reference shot's frame, not the final CG-SENSE)."""
     max_iter, device, calib_width = options.max_iter, options.device, options.calib_width
     if progress is not None:  # one bar per slice: steps never go back, the first total stays
         progress = _monotone(progress)
@@ -662,11 +670,14 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
     if y.ndim == 3 and refine and not cancelled:
         # slices: image, motion and maps together, the maps solved for at every step
         t = time.perf_counter()
-        start_image = sense_recon(y, si, sens, motion, max_iter=COIL_WARM_CG, x0=image if frame0 else None)
+        # in the frame of the passes' reference shot, which stays fixed (the image is already there)
+        ref = history["round1"]["reference_shot"]
+        start_image = sense_recon(y, si, sens, rebase_motion(motion, ref) if ref else motion,
+                                  max_iter=COIL_WARM_CG, x0=image)
         coil_model = PolynomialCoilModel(y.shape[1:], COIL_DEGREE)
         image, motion, coeffs, h = joint_motion_coils_lbfgs(
             y, si, start_image, motion, coil_model, max_iter=VARPRO_MAX_ITER, device=device, progress=progress,
-            cancel=cancel, step_offset=offset, total_steps=total)
+            cancel=cancel, step_offset=offset, total_steps=total, reference=ref)
         sens = normalize_sens(coil_model.maps(coeffs))
         cancelled = h["cancelled"]
         history["motion_and_coils"] = h
@@ -674,7 +685,37 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
     else:
         history["coil_rounds"] = alternate("coil_round", MAX_COIL_ROUNDS if refine else 0, COIL_ROUND_TOL,
                                            (Level(1.0, refine),), 10, offset)
+    if y.ndim == 3 and not cancelled:
+        # slices: every shot searched again at full resolution over any translation; what moves
+        # is refined by the last stage again, and kept when the data fit improves
+        t = time.perf_counter()
+        ref = history["round1"]["reference_shot"]
+        found, info = rescue_shots(y, si, sens, motion, ref, device, cancel)
+        if info["moved"] and not (cancel is not None and cancel()):
+            if "motion_and_coils" in history:
+                x0 = sense_recon(y, si, sens, rebase_motion(found, ref) if ref else found, max_iter=COIL_WARM_CG)
+                _, new, coeffs, h = joint_motion_coils_lbfgs(
+                    y, si, x0, found, coil_model, max_iter=VARPRO_MAX_ITER, device=device, progress=progress,
+                    cancel=cancel, step_offset=offset, total_steps=total, reference=ref)
+                new_sens = normalize_sens(coil_model.maps(coeffs))
+            else:
+                _, new, h = joint_motion_lbfgs(y, si, sens, motion0=found, levels=(Level(1.0, coarse),),
+                                               device=device, progress=progress, cancel=cancel, init_cg=10,
+                                               step_offset=offset, total_steps=total)
+                new_sens = sens
+            cancelled = h["cancelled"]
+            before, after = _misfit(y, si, sens, motion), _misfit(y, si, new_sens, new)
+            info.update(refined=h, misfit_before=before, misfit_after=after, kept=bool(after < before))
+            if after < before:
+                motion, sens = new, new_sens
+        history["shot_rescue"] = info
+        seconds["shot_rescue"] = time.perf_counter() - t
     return image, motion, sens, history, seconds, cancelled
+
+
+def _misfit(y: np.ndarray, si: np.ndarray, sens: np.ndarray, motion: np.ndarray) -> float:
+    """Relative data misfit of CG-SENSE (30 iterations) under ``motion`` and ``sens``."""
+    return residuals(y, si, sens, motion, sense_recon(y, si, sens, motion, max_iter=30))[0]
 
 
 def start(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray | None, options: AlignedSenseOptions,

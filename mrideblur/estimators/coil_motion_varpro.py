@@ -43,6 +43,7 @@ from ..physics.coils import PolynomialCoilModel
 from ..physics.multishot_torch import MultiShotSenseTorch
 from ..physics.shots import count_shots
 from .base import CancelFn, ProgressFn
+from .kspace_grid import rebase_motion
 
 __all__ = ["coil_design_solve", "joint_motion_coils_lbfgs"]
 
@@ -109,6 +110,7 @@ def joint_motion_coils_lbfgs(
     cancel: CancelFn | None = None,
     step_offset: int = 0,
     total_steps: int | None = None,
+    reference: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Minimise ``f(x, theta) = min_a ||A(x, theta, S(a)) - y||^2 / ||y||^2`` at full resolution.
 
@@ -117,9 +119,9 @@ def joint_motion_coils_lbfgs(
     kspace : (coils, ky, kx) or (coils, kz, ky, kx) complex
     shot_index : (ky,) or (kz, ky) int, -1 for lines not acquired
     image : image grid, complex
-        Start, in the frame of shot 0 (any scaling and phase: the maps follow).
+        Start, in the frame of shot ``reference`` (any scaling and phase: the maps follow).
     motion : (nshot, 3) or (nshot, 6) float
-        Start (degrees, pixels); shot 0 is held at zero.
+        Start (degrees, pixels), relative to shot 0.
     coil_model : PolynomialCoilModel on the image grid
     max_iter : int
         L-BFGS iterations at most (checked in blocks of 25).
@@ -132,11 +134,16 @@ def joint_motion_coils_lbfgs(
         Reported / polled after every block.
     step_offset, total_steps
         Where this stage's steps sit on the caller's progress bar.
+    reference : int
+        The shot held fixed (2D; volumes hold shot 0): the one that owns the k-space centre
+        (:func:`~mrideblur.estimators.kspace_grid.reference_shot`) is the best-determined frame.
+        Holding shot 0 instead, a start whose shot 0 alone was off (by 9 deg on a random-ordering
+        case) ended with every other shot and the image turned to meet it (17.7 dB, from 32.7).
 
     Returns
     -------
-    image : complex64, frame of shot 0 (scaled against the maps ``coil_model.maps(coeffs)``)
-    motion : (nshot, 3|6) float64, ``motion[0] == 0``
+    image : complex64, frame of shot ``reference`` (scaled against the maps ``coil_model.maps(coeffs)``)
+    motion : (nshot, 3|6) float64, relative to shot 0 (``motion[0] == 0``)
     coeffs : (coils, nbasis) complex128, the maps' coefficients at the end
     history : dict: ``cost`` and largest ``motion_change`` per block, ``iterations``, ``evaluations``, ``seconds``, ``cancelled``
     """
@@ -158,9 +165,13 @@ def joint_motion_coils_lbfgs(
         target = yt[:, acquired, :].reshape(y.shape[0], -1)
     ynorm = float((target.abs() ** 2).sum()) + 1e-30
     xv = torch.view_as_real(torch.as_tensor(np.asarray(image), device=dev).to(cdt)).clone().requires_grad_(True)
-    tv = torch.as_tensor(np.asarray(motion, dtype=np.float64)[1:], device=dev, dtype=torch.float32)
-    tv = tv.clone().requires_grad_(True)
+    ref = reference if nd == 2 else 0
+    theta0 = np.asarray(motion, dtype=np.float64)
+    theta0 = rebase_motion(theta0, ref) if ref else theta0.copy()
+    free = np.array([s for s in range(nshot) if s != ref], dtype=np.int64)
+    tv = torch.as_tensor(theta0[free], device=dev, dtype=torch.float32).clone().requires_grad_(True)
     zero = torch.zeros((1, npar), device=dev, dtype=torch.float32)
+    order = torch.as_tensor(np.argsort(np.concatenate([[ref], free])), device=dev)
     state: dict = {"evaluations": 0}
 
     def predict(x: torch.Tensor, th: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
@@ -170,7 +181,7 @@ def joint_motion_coils_lbfgs(
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        x, th = torch.view_as_complex(xv), torch.cat([zero, tv], 0)
+        x, th = torch.view_as_complex(xv), torch.cat([zero, tv], 0)[order]
         a = coil_design_solve(model, x.detach(), th.detach(), basis, target, acquired)
         state["a"] = a
         maps = torch.tensordot(a, basis, dims=([1], [0]))
@@ -205,10 +216,11 @@ def joint_motion_coils_lbfgs(
         if len(snapshots) > WINDOW and float((snapshots[-1] - snapshots[-1 - WINDOW]).abs().max()) < motion_tol:
             break
     with torch.no_grad():  # the maps of the point L-BFGS kept (its last evaluation may be a trial)
-        x, th = torch.view_as_complex(xv.detach()), torch.cat([zero, tv.detach()], 0)
+        x, th = torch.view_as_complex(xv.detach()), torch.cat([zero, tv.detach()], 0)[order]
         a = coil_design_solve(model, x, th, basis, target, acquired)
     out = np.zeros((nshot, npar))
-    out[1:] = tv.detach().cpu().double().numpy()
+    out[free] = tv.detach().cpu().double().numpy()
+    out = rebase_motion(out, 0) if ref else out
     history = {"cost": trace, "motion_change": changes, "iterations": done, "evaluations": state["evaluations"],
                "seconds": time.perf_counter() - t0, "cancelled": cancelled}
     return (x.cpu().numpy().astype(np.complex64), out, a.cpu().numpy().astype(np.complex128), history)
