@@ -136,9 +136,11 @@ def joint_motion_coils_lbfgs(
         Where this stage's steps sit on the caller's progress bar.
     reference : int
         The shot held fixed (2D; volumes hold shot 0): the one that owns the k-space centre
-        (:func:`~mrideblur.estimators.kspace_grid.reference_shot`) is the best-determined frame.
-        Holding shot 0 instead, a start whose shot 0 alone was off (by 9 deg on a random-ordering
-        case) ended with every other shot and the image turned to meet it (17.7 dB, from 32.7).
+        (:func:`~mrideblur.estimators.kspace_grid.reference_shot`) is the best-determined frame,
+        and the one the coarse-to-fine passes estimated in.  Started with shot 0 alone 1.5 deg /
+        0.6 px off (48 px, 8 sequential shots, noise-free), 400 iterations holding the centre
+        shot end 0.04 deg from the truth; holding shot 0, 0.9 deg (the other seven shots and the
+        image must turn together to meet it; 1200 iterations: 0.02).
 
     Returns
     -------
