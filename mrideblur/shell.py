@@ -265,12 +265,18 @@ def correction_summary(report: Mapping[str, Any], out_dir: str | Path, files: Se
 
 
 def data_fit_warning(report: Mapping[str, Any], slice_ids: Sequence[Any] | None = None) -> str | None:
-    """One line when a correction did not lower the data misfit (``report["data_fit"]``), else None.
+    """One line when a correction did not lower the data misfit (``report["data_fit"]``), or
+    lowered it where the fit cannot vouch for the motion (``vouched`` False: most shots own no
+    central line of k-space); else None.
 
     ``report`` is a correction's report: one image (``data_fit`` holds both misfits) or a stack
     (``slices`` holds one report per slice; ``slice_ids`` names them, default 0, 1, ...).
     """
     fit = report.get("data_fit") or {}
+    if fit.get("improved") is True and fit.get("vouched") is False:
+        return (f"the data fit improved, but {len(fit.get('shots_outside_centre') or [])} shots own no line of the "
+                "central quarter of k-space (a sequential or centre-out ordering): it cannot vouch for their motion, "
+                "and the image may be worse than the uncorrected one")
     if fit.get("improved") is not False:
         return None
     slices = report.get("slices")

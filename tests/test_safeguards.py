@@ -85,3 +85,34 @@ def test_a_correction_worse_than_none_returns_the_uncorrected_image(cases):
         raw = safeguard(case.kspace, case.shot_index, _oracle(case.kspace, case, wrong), "aligned-sense",
                         reject_shots=False, keep_uncorrected=False)
     assert raw.image is not raw.uncorrected and np.any(raw.motion)
+
+
+@pytest.mark.parametrize("ordering, outside", [("interleaved", 0), ("random", 0), ("sequential", 12),
+                                               ("centre-out", 12)])
+def test_shots_outside_the_centre_by_ordering(ordering, outside):
+    """16 shots over 192 lines: sequential and centre-out orderings leave 12 shots without a line
+    in the central 48; interleaved and random ones none; 3D linear maps likewise, checkered none."""
+    from mrideblur.estimators.safeguards import shots_outside_centre
+    from mrideblur.mri import make_shot_index
+
+    assert len(shots_outside_centre(make_shot_index(192, 16, ordering, seed=1))) == outside
+    if ordering in ("interleaved", "sequential"):
+        si3 = make_shot_index((32, 32), 16, "checkered" if ordering == "interleaved" else "sequential")
+        assert (len(shots_outside_centre(si3)) > 4) == (ordering == "sequential")
+
+
+def test_a_sequential_correction_is_not_vouched_for(cases):
+    """The data fit of a sequential scan improves under the true motion, and the report still says
+    the fit cannot vouch for it (and warns); an interleaved one is vouched for, silently."""
+    import warnings
+
+    case = simulate(mni_slice("sagittal", 0.5, N), ncoil=8, nshot=16, ordering="sequential", seed=2)
+    with pytest.warns(RuntimeWarning, match="cannot vouch"):
+        res = safeguard(case.kspace, case.shot_index, _oracle(case.kspace, case), "aligned-sense", reject_shots=False)
+    fit = res.report["data_fit"]
+    assert fit["improved"] and fit["vouched"] is False and len(fit["shots_outside_centre"]) == 12
+    good, _ = cases
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ok = safeguard(good.kspace, good.shot_index, _oracle(good.kspace, good), "aligned-sense", reject_shots=False)
+    assert ok.report["data_fit"]["vouched"] is True and ok.report["data_fit"]["shots_outside_centre"] == []
