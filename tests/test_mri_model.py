@@ -230,6 +230,12 @@ def test_3d_shot_rows_equal_the_masked_fft_definition(ordering, accel):
     np.testing.assert_allclose(fwd, ref, atol=1e-12 * np.abs(ref).max())
     lhs, rhs = np.vdot(A(x), y), np.vdot(x, A.H(y))
     assert abs(lhs - rhs) / abs(lhs) < 1e-12
+    # one shot on its own points, many maps at once (the coil design): the same numbers
+    s = nshot - 1
+    pts = T.shot_points3d(torch.from_numpy(x), torch.from_numpy(theta[s]), torch.from_numpy(sens), s, chunk=2)
+    own = torch.from_numpy(ref * masks[s])
+    np.testing.assert_allclose(pts.numpy(), T.shot_point_data(own, s).numpy(), atol=1e-12 * np.abs(ref).max())
+    assert pts.shape[1] * pts.shape[2] == int((si == s).sum()) * shape[-1]
 
 
 def test_3d_plan_reduces_the_axis_with_fewer_rows():

@@ -27,9 +27,13 @@ and grows the maps — with ``1e-4 ||x||^2 / ||x_0||^2`` the same case needed 14
 with ``1e-2`` the motion did not move (measured).
 
 Slices use it as aligned-SENSE's last stage.  Volumes work (tested) but aligned-SENSE keeps the
-alternation there: each evaluation applies the model once per basis function (35 at degree 4,
-84 at degree 6, against 8 coils), and 50 iterations on the 48^3 case of
-``benchmarks/volume3d.py`` did not finish in 17 min on one thread (2026-12-07).
+alternation there: it converges too slowly.  Each evaluation applies the model once per basis
+function (35 at degree 4, 84 at degree 6, against 8 coils; since the design is built shot by
+shot, ~1 s per evaluation at 48^3, degree 4, one thread on a shared machine).  Put in place of
+the coil rounds on the 48^3 cases of ``benchmarks/volume3d.py`` (coils estimated, 2026-12-07):
+MNI152 200 iterations 37.48 dB (rounds 37.07, oracle 40.71; rotation RMSE 0.51 against 0.35),
+Colin27 150 iterations 31.67 dB (rounds 32.71), the cost still falling and the motion still
+moving 0.3-1.2 deg / voxel per 25 iterations when they stopped.
 """
 
 from __future__ import annotations
@@ -51,8 +55,6 @@ __all__ = ["coil_design_solve", "joint_motion_coils_lbfgs"]
 WINDOW = 4
 #: Basis functions per model application when building the design (volumes; memory).
 DESIGN_CHUNK = 12
-#: Samples per complex128 slab of the volumes' normal-equation sums.
-SLAB = 1 << 16
 
 
 def coil_design_solve(model: MultiShotSenseTorch, x: torch.Tensor, theta: torch.Tensor, basis: torch.Tensor,
@@ -61,10 +63,11 @@ def coil_design_solve(model: MultiShotSenseTorch, x: torch.Tensor, theta: torch.
 
     Solves ``min_a ||sum_b a_cb D_b - y_c||^2`` through the normal equations ``(D^H D) a = D^H y``
     summed in complex128 (a ridge of ``1e-10`` of the mean diagonal keeps it solvable for a
-    basis function the image does not reach).  Holds ``D`` whole: nbasis x acquired samples
-    (slices complex128; volumes complex64, built ``DESIGN_CHUNK`` basis functions per model
-    application, 37 MB per million samples at degree 6, summed ``SLAB`` samples at a time).
-    No gradients.
+    basis function the image does not reach).  Slices hold ``D`` whole (nbasis x acquired
+    samples, complex128); volumes build it one shot at a time (the shot's volume moved once, the
+    basis applied ``DESIGN_CHUNK`` functions at a time on the shot's own samples,
+    :meth:`~mrideblur.physics.multishot_torch.MultiShotSenseTorch.shot_points3d`) and sum the
+    normal equations over shots.  No gradients.
 
     Parameters
     ----------
@@ -83,15 +86,20 @@ def coil_design_solve(model: MultiShotSenseTorch, x: torch.Tensor, theta: torch.
             Dm = D.transpose(0, 1).reshape(nb, -1).to(torch.complex128)
             Ym = target.transpose(0, 1).reshape(target.shape[1], -1).to(torch.complex128)
             gram, rhs = Dm.conj() @ Dm.T, Dm.conj() @ Ym.T
-        else:  # D in complex64, chunks of basis functions; the sums in complex128, a slab at a time
-            Dm = torch.cat([model.forward(x, theta, basis[b0:b0 + DESIGN_CHUNK])[:, acquired, :].reshape(
-                min(DESIGN_CHUNK, nb - b0), -1) for b0 in range(0, nb, DESIGN_CHUNK)])
+        else:  # shot by shot (the samples of different shots are disjoint): each shot's volume
+            # moved once, the basis applied DESIGN_CHUNK maps at a time on its own points only
+            nc, nx = target.shape[0], x.shape[-1]
+            y = torch.zeros((nc,) + tuple(acquired.shape) + (nx,), dtype=target.dtype, device=x.device)
+            y[:, acquired] = target.reshape(nc, -1, nx)
             gram = torch.zeros((nb, nb), dtype=torch.complex128, device=x.device)
-            rhs = torch.zeros((nb, target.shape[0]), dtype=torch.complex128, device=x.device)
-            for j in range(0, Dm.shape[1], SLAB):
-                g = Dm[:, j:j + SLAB].to(torch.complex128)
+            rhs = torch.zeros((nb, nc), dtype=torch.complex128, device=x.device)
+            for s in range(model.nshot):
+                ys = model.shot_point_data(y, s).reshape(nc, -1)
+                if ys.shape[1] == 0:
+                    continue
+                g = model.shot_points3d(x, theta[s], basis, s, DESIGN_CHUNK).reshape(nb, -1).to(torch.complex128)
                 gram += g.conj() @ g.T
-                rhs += g.conj() @ target[:, j:j + SLAB].to(torch.complex128).T
+                rhs += g.conj() @ ys.to(torch.complex128).T
         ridge = 1e-10 * float(gram.diagonal().real.mean()) + 1e-30
         a = torch.linalg.solve(gram + ridge * torch.eye(nb, dtype=gram.dtype, device=gram.device), rhs)
     return a.T.to(x.dtype)

@@ -183,6 +183,25 @@ class MultiShotSenseTorch:
         return torch.stack([((shot_forward3d(None, self._rigid(x, thetas[k:k + 1])[0], sens, self._plans3d[shot])
                               - data).abs() ** 2).sum() for k in range(len(thetas))])
 
+    def shot_points3d(self, x: torch.Tensor, theta: torch.Tensor, maps: torch.Tensor, shot: int,
+                      chunk: int = 12) -> torch.Tensor:
+        """3D: ``M_s F (S_j T(theta) x)`` on the shot's own ``(kz, ky)`` points, for many maps
+        ``S_j``: ``x (nz, ny, nx)``, ``theta (6,)``, ``maps (J, nz, ny, nx)`` -> ``(J, npts, kx)``,
+        the points in the order of :meth:`shot_point_data`.  The volume is moved once and the
+        maps applied ``chunk`` at a time (memory: ``chunk`` volumes)."""
+        if self.ndim != 3:
+            raise ValueError("shot_points3d: implemented for 3D models")
+        p = self._plans3d[shot]
+        keep = p.mask[..., 0] > 0
+        moved = self._rigid(x, theta.reshape(1, -1))[0]
+        return torch.cat([shot_rows3d(moved, maps[j:j + chunk], p)[:, keep] for j in range(0, maps.shape[0], chunk)])
+
+    def shot_point_data(self, y: torch.Tensor, shot: int) -> torch.Tensor:
+        """3D: the measured samples of one shot, ``(coils, npts, kx)``, matching :meth:`shot_points3d`."""
+        p = self._plans3d[shot]
+        keep = p.mask[..., 0] > 0
+        return (y if p.full else y.index_select(p.dim, p.rows))[:, keep]
+
     def shot_data(self, y: torch.Tensor, shot: int) -> torch.Tensor:
         """The measured lines of one shot, ``(coils, nmax, kx)``, matching :meth:`shot_lines`."""
         return self.data_rows(y)[shot]
