@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -39,6 +38,7 @@ from mrideblur.mri import sense_recon, simulate  # noqa: E402
 from mrideblur.mri import correct  # noqa: E402
 from mrideblur.estimators.jsmoco import JSMoCoOptions, jsmoco  # noqa: E402
 from mrideblur.prior import ScorePrior  # noqa: E402
+from mrideblur.threads import get_threads  # noqa: E402
 
 PLANES = ("axial", "coronal", "sagittal")
 
@@ -138,7 +138,7 @@ def write_markdown(rows: list[dict], out: Path, command: str, ncases: int, total
     lines = [
         "# Motion correction benchmark", "",
         f"Command: `{command}`; last updated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
-        f"{os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}; mrideblur {__version__} "
+        f"{os.cpu_count()} CPU cores, threads per run {get_threads()}; mrideblur {__version__} "
         f"(git {_code_version()}); "
         f"{ncases} of {total} cases done. Raw rows: `{out.with_suffix('.jsonl').name}` (a rerun skips the cases "
         "already there).", "",
