@@ -26,7 +26,8 @@ projection reached 40.5 after 400 and stopped there (2026-12-07).  There is no p
 and grows the maps — with ``1e-4 ||x||^2 / ||x_0||^2`` the same case needed 1400 iterations,
 with ``1e-2`` the motion did not move (measured).
 
-Slices use it as aligned-SENSE's last stage.  Volumes work (tested) but aligned-SENSE keeps the
+Slices use it as aligned-SENSE's coil stage, and again after the full-resolution shot search
+(:mod:`.shot_search`) when that moved a shot.  Volumes work (tested) but aligned-SENSE keeps the
 alternation there: it converges too slowly.  Each evaluation applies the model once per basis
 function (35 at degree 4, 84 at degree 6, against 8 coils; since the design is built shot by
 shot, ~1 s per evaluation at 48^3, degree 4, one thread on a shared machine).  Put in place of
