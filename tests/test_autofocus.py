@@ -314,3 +314,19 @@ def test_step_autofocus_report_cancel_and_bad_input():
         step_autofocus(mag, np.zeros(N, int))
     with pytest.raises(ValueError, match="all zero"):
         step_autofocus(np.zeros_like(mag), si)
+
+
+def test_rebasing_on_a_shot_at_rest_changes_nothing_in_2d_and_3d():
+    """``rebase_motion(theta, ref)`` with ``theta[ref] == 0`` returns a copy (also for 6-DOF
+    motion, which it cannot rebase otherwise); a 2D rebase onto a moved shot zeroes that shot."""
+    rng = np.random.default_rng(0)
+    for npar in (3, 6):
+        m = rng.uniform(-3, 3, (5, npar))
+        m[2] = 0
+        out = rebase_motion(m, 2)
+        np.testing.assert_array_equal(out, m)
+        assert out is not m
+    m = rng.uniform(-3, 3, (5, 3))
+    assert not rebase_motion(m, 3)[3].any() and rebase_motion(m, 3)[0].any()
+    with pytest.raises(ValueError, match="2D motion"):
+        rebase_motion(rng.uniform(-3, 3, (5, 6)), 1)

@@ -408,8 +408,9 @@ def test_correct_rejects_nifti_and_missing_files(tmp_path, capsys):
     assert "none.h5" in capsys.readouterr().err
 
 
-def test_correct_says_when_the_data_fit_did_not_improve(tmp_path, monkeypatch, capsys):
-    """One line on stderr, with both misfits, when report["data_fit"]["improved"] is False."""
+def _stderr_of_correct(tmp_path, monkeypatch, capsys, fit: dict) -> list[str]:
+    """``mrideblur correct --quiet`` on a small simulated case whose correction returns ``fit`` as
+    ``report["data_fit"]``: the lines written to stderr."""
     import mrideblur.mri
     from mrideblur.mri import Result
 
@@ -419,14 +420,19 @@ def test_correct_says_when_the_data_fit_did_not_improve(tmp_path, monkeypatch, c
 
     def fake_correct(kspace, shot_index, method="aligned-sense", sens=None, **kw):
         image = np.ones(kspace.shape[-2:], np.complex64)
-        fit = {"uncorrected": 0.0412, "corrected": 0.0437, "improved": False}
         return Result(image=image, motion=np.zeros((4, 3)), sens=np.ones(kspace.shape, np.complex64),
                       uncorrected=image, report={"residual_per_shot": [0.1] * 4, "data_fit": fit})
 
     monkeypatch.setattr(mrideblur.mri, "correct", fake_correct)
     capsys.readouterr()
     assert main(["correct", str(case), "--out", str(tmp_path / "out"), "--quiet"]) == 0
-    err = capsys.readouterr().err.strip().splitlines()
+    return capsys.readouterr().err.strip().splitlines()
+
+
+def test_correct_says_when_the_data_fit_did_not_improve(tmp_path, monkeypatch, capsys):
+    """One line on stderr, with both misfits, when report["data_fit"]["improved"] is False."""
+    err = _stderr_of_correct(tmp_path, monkeypatch, capsys,
+                             {"uncorrected": 0.0412, "corrected": 0.0437, "improved": False})
     assert len(err) == 1 and "did not improve the data fit" in err[0]
     assert "0.0412" in err[0] and "0.0437" in err[0]
     assert json.loads((tmp_path / "out" / "report.json").read_text())["data_fit"]["improved"] is False
@@ -435,22 +441,7 @@ def test_correct_says_when_the_data_fit_did_not_improve(tmp_path, monkeypatch, c
 def test_correct_says_when_the_data_fit_cannot_vouch_for_the_motion(tmp_path, monkeypatch, capsys):
     """A better fit on a scan whose shots mostly own no central line: one line on stderr saying
     the fit cannot vouch for the motion (report["data_fit"]["vouched"] False)."""
-    import mrideblur.mri
-    from mrideblur.mri import Result
-
-    case = tmp_path / "case.h5"
-    assert main(["simulate", "--builtin", "shepp", "--size", "32", "--shots", "4", "--coils", "2", "--acs", "8",
-                 "--out", str(case)]) == 0
-
-    def fake_correct(kspace, shot_index, method="aligned-sense", sens=None, **kw):
-        image = np.ones(kspace.shape[-2:], np.complex64)
-        fit = {"uncorrected": 0.0412, "corrected": 0.0137, "improved": True, "vouched": False,
-               "shots_outside_centre": [0, 3]}
-        return Result(image=image, motion=np.zeros((4, 3)), sens=np.ones(kspace.shape, np.complex64),
-                      uncorrected=image, report={"residual_per_shot": [0.1] * 4, "data_fit": fit})
-
-    monkeypatch.setattr(mrideblur.mri, "correct", fake_correct)
-    capsys.readouterr()
-    assert main(["correct", str(case), "--out", str(tmp_path / "out"), "--quiet"]) == 0
-    err = capsys.readouterr().err.strip().splitlines()
+    err = _stderr_of_correct(tmp_path, monkeypatch, capsys,
+                             {"uncorrected": 0.0412, "corrected": 0.0137, "improved": True, "vouched": False,
+                              "shots_outside_centre": [0, 3]})
     assert len(err) == 1 and "cannot vouch" in err[0] and "2 shots" in err[0]

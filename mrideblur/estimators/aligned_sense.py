@@ -664,6 +664,20 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
                 break
         return out
 
+    ref = history["round1"]["reference_shot"]
+
+    def coil_stage(start: np.ndarray, maps: np.ndarray, x0: np.ndarray | None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        """Slices: :func:`joint_motion_coils_lbfgs` from ``start`` (the image: CG-SENSE under
+        ``maps``, from ``x0``, in the reference shot's frame); ``(image, motion, normalised
+        maps, history)``."""
+        x = sense_recon(y, si, maps, rebase_motion(start, ref), max_iter=COIL_WARM_CG, x0=x0)
+        img, mot, coeffs, h = joint_motion_coils_lbfgs(
+            y, si, x, start, coil_model, max_iter=VARPRO_MAX_ITER, device=device, progress=progress,
+            cancel=cancel, step_offset=offset, total_steps=total, reference=ref)
+        return img, mot, normalize_sens(coil_model.maps(coeffs)), h
+
+    coil_model = PolynomialCoilModel(y.shape[1:], COIL_DEGREE)
     # whole passes first (a way out of the basin of the first maps), then local full-resolution rounds
     history["global_passes"] = alternate("global_pass", npass - 1, GLOBAL_PASS_TOL, levels, 0, coarse + fine)
     offset = (1 + len(history["global_passes"])) * (coarse + fine)
@@ -671,14 +685,7 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
         # slices: image, motion and maps together, the maps solved for at every step
         t = time.perf_counter()
         # in the frame of the passes' reference shot, which stays fixed (the image is already there)
-        ref = history["round1"]["reference_shot"]
-        start_image = sense_recon(y, si, sens, rebase_motion(motion, ref) if ref else motion,
-                                  max_iter=COIL_WARM_CG, x0=image)
-        coil_model = PolynomialCoilModel(y.shape[1:], COIL_DEGREE)
-        image, motion, coeffs, h = joint_motion_coils_lbfgs(
-            y, si, start_image, motion, coil_model, max_iter=VARPRO_MAX_ITER, device=device, progress=progress,
-            cancel=cancel, step_offset=offset, total_steps=total, reference=ref)
-        sens = normalize_sens(coil_model.maps(coeffs))
+        image, motion, sens, h = coil_stage(motion, sens, image)
         cancelled = h["cancelled"]
         history["motion_and_coils"] = h
         seconds["motion_and_coils"] = time.perf_counter() - t
@@ -689,15 +696,10 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
         # slices: every shot searched again at full resolution over any translation; what moves
         # is refined by the last stage again, and kept when the data fit improves
         t = time.perf_counter()
-        ref = history["round1"]["reference_shot"]
         found, info = rescue_shots(y, si, sens, motion, ref, device, cancel)
         if info["moved"] and not (cancel is not None and cancel()):
             if "motion_and_coils" in history:
-                x0 = sense_recon(y, si, sens, rebase_motion(found, ref) if ref else found, max_iter=COIL_WARM_CG)
-                _, new, coeffs, h = joint_motion_coils_lbfgs(
-                    y, si, x0, found, coil_model, max_iter=VARPRO_MAX_ITER, device=device, progress=progress,
-                    cancel=cancel, step_offset=offset, total_steps=total, reference=ref)
-                new_sens = normalize_sens(coil_model.maps(coeffs))
+                _, new, new_sens, h = coil_stage(found, sens, None)
             else:
                 _, new, h = joint_motion_lbfgs(y, si, sens, motion0=found, levels=(Level(1.0, coarse),),
                                                device=device, progress=progress, cancel=cancel, init_cg=10,

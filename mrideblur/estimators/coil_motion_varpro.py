@@ -178,7 +178,7 @@ def joint_motion_coils_lbfgs(
     xv = torch.view_as_real(torch.as_tensor(np.asarray(image), device=dev).to(cdt)).clone().requires_grad_(True)
     ref = reference if nd == 2 else 0
     theta0 = np.asarray(motion, dtype=np.float64)
-    theta0 = rebase_motion(theta0, ref) if ref else theta0.copy()
+    theta0 = rebase_motion(theta0, ref)
     free = np.array([s for s in range(nshot) if s != ref], dtype=np.int64)
     tv = torch.as_tensor(theta0[free], device=dev, dtype=torch.float32).clone().requires_grad_(True)
     zero = torch.zeros((1, npar), device=dev, dtype=torch.float32)
@@ -231,7 +231,7 @@ def joint_motion_coils_lbfgs(
         a = coil_design_solve(model, x, th, basis, target, acquired)
     out = np.zeros((nshot, npar))
     out[free] = tv.detach().cpu().double().numpy()
-    out = rebase_motion(out, 0) if ref else out
+    out = rebase_motion(out, 0)
     history = {"cost": trace, "motion_change": changes, "iterations": done, "evaluations": state["evaluations"],
                "seconds": time.perf_counter() - t0, "cancelled": cancelled}
     return (x.cpu().numpy().astype(np.complex64), out, a.cpu().numpy().astype(np.complex128), history)

@@ -57,9 +57,12 @@ def rebase_motion(theta: np.ndarray, ref: int) -> np.ndarray:
     """Express 2D motion relative to shot ``ref`` instead: ``T(theta'_s) = T(theta_s) T(theta_ref)^-1``.
 
     With ``R`` the rotation matrix of docs/conventions.md acting on ``(dy, dx)``:
-    ``p'_s = p_s - p_ref`` and ``t'_s = t_s - R(p'_s) t_ref``, so ``theta'_ref = 0``.
+    ``p'_s = p_s - p_ref`` and ``t'_s = t_s - R(p'_s) t_ref``, so ``theta'_ref = 0``.  When shot
+    ``ref`` is already at rest (``theta_ref == 0``) nothing changes: a copy is returned, in 2D and 3D.
     """
     th = np.asarray(theta, dtype=np.float64)
+    if not np.any(th[ref]):
+        return th.copy()
     if th.shape[-1] != 3:
         raise ValueError(f"theta: rebasing is implemented for 2D motion (nshot, 3), got {th.shape}")
     out = th.copy()

@@ -28,6 +28,7 @@ import torch
 from ..physics.cg import conjugate_gradient
 from ..physics.multishot_torch import MultiShotSenseTorch
 from .base import CancelFn
+from .kspace_grid import rebase_motion
 
 __all__ = ["offset_grid", "offset_grid3d", "rescue_shots", "search_shot_motion", "xcorr_shot_search"]
 
@@ -134,10 +135,23 @@ def search_shot_motion(model: MultiShotSenseTorch, y: torch.Tensor, x: torch.Ten
     return theta, x, moved
 
 
+#: Rotation offsets (degrees) of the full-resolution search, :func:`rescue_shots`.
+RESCUE_ROTATIONS = np.arange(-20.0, 20.0 + 1e-9, 1.0)
+#: Proposals scored exactly per shot, the residual ratio a move needs, and sweeps at most.
+#: On the random-ordering +-10 case of benchmarks/orderings.py (seed 114: four shots 9 deg or
+#: 25-30 px off after the coarse-to-fine passes and the joint coil fit) the first sweep moved
+#: three shots (exact residual ratios 0.16, 0.50, 0.27), the second the fourth (0.84: it had
+#: needed the others in place), the third none; every shot then within 0.65 deg / px of the truth.
+RESCUE_TOP = 8
+RESCUE_ACCEPT = 0.85
+RESCUE_SWEEPS = 3
+
+
 @torch.no_grad()
 def xcorr_shot_search(model: MultiShotSenseTorch, y: torch.Tensor, x: torch.Tensor, theta: torch.Tensor,
-                      sens: torch.Tensor, rotations: np.ndarray, fixed: int | None = None, cg_iters: int = 10,
-                      top: int = 4, accept: float = 0.7, cancel: CancelFn | None = None
+                      sens: torch.Tensor, rotations: np.ndarray = RESCUE_ROTATIONS, fixed: int | None = None,
+                      cg_iters: int = 10, top: int = RESCUE_TOP, accept: float = RESCUE_ACCEPT,
+                      cancel: CancelFn | None = None
                       ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     r"""Full-resolution search of every shot over rotation and *any* integer translation (2D).
 
@@ -226,16 +240,6 @@ def xcorr_shot_search(model: MultiShotSenseTorch, y: torch.Tensor, x: torch.Tens
     return theta, moved, gain
 
 
-#: Rotation offsets (degrees) of the full-resolution search, :func:`rescue_shots`.
-RESCUE_ROTATIONS = np.arange(-20.0, 20.0 + 1e-9, 1.0)
-#: Proposals scored exactly per shot, the residual ratio a move needs, and sweeps at most.
-#: On the random-ordering +-10 case of benchmarks/orderings.py (seed 114: four shots 9 deg or
-#: 25-30 px off after the coarse-to-fine passes and the joint coil fit) the first sweep moved
-#: three shots (exact residual ratios 0.16, 0.50, 0.27), the second the fourth (0.84: it had
-#: needed the others in place), the third none; every shot then within 0.65 deg / px of the truth.
-RESCUE_TOP = 8
-RESCUE_ACCEPT = 0.85
-RESCUE_SWEEPS = 3
 
 
 def rescue_shots(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray, motion: np.ndarray, reference: int,
@@ -263,24 +267,20 @@ def rescue_shots(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray, m
     motion : (nshot, 3) float64, relative to shot 0
     info : dict: ``sweeps`` (moved shots and residual ratios per sweep), ``moved`` (any shot)
     """
-    from .kspace_grid import rebase_motion
-
     dev = torch.device(device)
     y = torch.as_tensor(np.asarray(kspace), device=dev).to(torch.complex64)
     S = torch.as_tensor(np.asarray(sens), device=dev).to(torch.complex64)
     model = MultiShotSenseTorch(np.asarray(shot_index), 2, device=dev, nshot=np.asarray(motion).shape[0])
-    th = torch.as_tensor(rebase_motion(motion, reference) if reference else np.asarray(motion), device=dev,
-                         dtype=torch.float32)
+    th = torch.as_tensor(rebase_motion(motion, reference), device=dev, dtype=torch.float32)
     with torch.no_grad():
         x = conjugate_gradient(lambda v: model.adjoint(model(v, th, S), th, S), model.adjoint(y, th, S), None,
                                max_iter=30)
     sweeps, any_moved = [], False
     for _ in range(RESCUE_SWEEPS):
-        th, moved, gain = xcorr_shot_search(model, y, x, th, S, RESCUE_ROTATIONS, fixed=reference, top=RESCUE_TOP,
-                                            accept=RESCUE_ACCEPT, cancel=cancel)
+        th, moved, gain = xcorr_shot_search(model, y, x, th, S, fixed=reference, cancel=cancel)
         sweeps.append({"moved": np.flatnonzero(moved).tolist(), "residual_ratio": gain[moved].round(3).tolist()})
         any_moved = any_moved or bool(moved.any())
         if not moved.any() or (cancel is not None and cancel()):
             break
     out = th.double().cpu().numpy()
-    return (rebase_motion(out, 0) if reference else out), {"sweeps": sweeps, "moved": any_moved}
+    return rebase_motion(out, 0), {"sweeps": sweeps, "moved": any_moved}
