@@ -6,7 +6,9 @@
 - :func:`ssd_upto_shift`, :func:`error_ratio`: the blind-deblurring evaluation of Levin et al.
   (2009), which forgives the whole-pixel shift a blind estimate is only defined up to;
 - :func:`kernel_similarity`: the normalised cross-correlation of two kernels maximised over
-  shifts (Hu & Yang 2012).
+  shifts (Hu & Yang 2012);
+- :func:`reliability`: does a per-pixel standard-deviation map mean what it says (calibration
+  of an uncertainty against the actual error)?
 
 Images are 2D (or any equal-shape) arrays ``(ny, nx)``; errors are in squared intensity units,
 PSNR in dB.
@@ -19,7 +21,8 @@ from scipy import signal
 
 from .physics.arrays import real_array
 
-__all__ = ["psnr", "ssim", "ssd_upto_shift", "error_ratio", "kernel_similarity", "fit_scale_magnitudes"]
+__all__ = ["psnr", "ssim", "ssd_upto_shift", "error_ratio", "kernel_similarity", "fit_scale_magnitudes",
+           "reliability"]
 
 
 def _as_pair(estimate: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,6 +79,49 @@ def fit_scale_magnitudes(
     den = float(np.sum(e[m] ** 2))
     a = float(np.sum(e[m] * t[m]) / den) if den > 0 else 1.0
     return a * e, t, a
+
+
+def reliability(std: np.ndarray, estimate: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None,
+                nbins: int = 10) -> dict:
+    r"""Calibration of a per-pixel standard deviation against the actual error.
+
+    The estimate is scaled onto the truth as :func:`fit_scale_magnitudes` does (``a |e|``) and
+    the std map by the same ``a``; inside the object mask ``m``, with ``err = a |e| - |t|``:
+
+    .. math:: \text{ratio} = \frac{\sqrt{\operatorname{mean}_m (a\,\sigma)^2}}
+              {\sqrt{\operatorname{mean}_m \text{err}^2}}, \qquad
+              \text{cover2} = \operatorname{mean}_m \big[ |\text{err}| \le 2 a \sigma \big]
+
+    (1 and about 0.95 for a map that is exactly the error's std and Gaussian errors), and the
+    reliability diagram: pixels sorted by their std into ``nbins`` equally populated bins, the
+    RMS std against the RMS error of each bin (on the diagonal when calibrated).
+
+    Parameters
+    ----------
+    std : (ny, nx) float array
+        Per-pixel standard deviation, in the estimate's units.
+    estimate, truth : (ny, nx) arrays, real or complex
+    mask : bool array, optional
+        Default ``|truth| > 0.05 max |truth|``.
+    nbins : int
+
+    Returns
+    -------
+    dict: ``ratio``, ``cover2`` (floats), ``bin_std``, ``bin_rmse`` (float arrays ``(nbins,)``,
+    truth units).
+    """
+    e, t, a = fit_scale_magnitudes(estimate, truth, mask)
+    u = a * np.asarray(std, dtype=np.float64)
+    if u.shape != t.shape:
+        raise ValueError(f"std: shape {u.shape} differs from truth {t.shape}")
+    m = t > 0.05 * t.max() if mask is None else np.asarray(mask, dtype=bool)
+    err, um = (e - t)[m], u[m]
+    order = np.argsort(um, kind="stable")
+    bins = np.array_split(order, max(1, min(int(nbins), order.size)))
+    return {"ratio": float(np.sqrt(np.mean(um**2)) / max(float(np.sqrt(np.mean(err**2))), 1e-30)),
+            "cover2": float(np.mean(np.abs(err) <= 2.0 * um)),
+            "bin_std": np.array([np.sqrt(np.mean(um[b] ** 2)) for b in bins]),
+            "bin_rmse": np.array([np.sqrt(np.mean(err[b] ** 2)) for b in bins])}
 
 
 def psnr(estimate: np.ndarray, truth: np.ndarray, data_range: float | None = None, fit_scale: bool = False,

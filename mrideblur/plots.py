@@ -59,7 +59,10 @@ def correction_figure(uncorrected: np.ndarray, corrected: np.ndarray, motion: np
     title : str
         Figure title.
     uncertainty : array like ``corrected``, optional
-        Per-pixel posterior standard deviation (JSMoCo), its own panel with a colour bar.
+        Per-pixel posterior standard deviation (JSMoCo), its own panel with a colour bar; with
+        ``truth_image`` too, a fourth bottom panel ``"reliability"``: the RMS error against the
+        RMS std of ten equally populated std bins inside the object
+        (:func:`mrideblur.metrics.reliability`), on the diagonal when the map is calibrated.
     data_fit : mapping, optional
         ``report["data_fit"]``: its ``"uncorrected"`` and ``"corrected"`` relative misfits over
         all shots (``||A x - y|| / ||y||``), when present, are drawn as horizontal lines on the
@@ -102,7 +105,15 @@ def correction_figure(uncorrected: np.ndarray, corrected: np.ndarray, motion: np
         ax.set_title(name)
         ax.axis("off")
 
-    ax_rot, ax_tra, ax_res = bottom.subplots(1, 3)
+    calib = None
+    if uncertainty is not None and truth_image is not None and np.shape(uncertainty) == np.shape(truth_image):
+        from .metrics import reliability
+
+        calib = reliability(_middle(uncertainty), _middle(corrected), _middle(truth_image))
+    axes = bottom.subplots(1, 4 if calib is not None else 3)
+    ax_rot, ax_tra, ax_res = axes[:3]
+    if calib is not None:
+        _reliability_panel(axes[3], calib)
     shots = np.arange(m.shape[0])
     three_d = m.shape[1] == 6
     nrot = 3 if three_d else 1
@@ -159,3 +170,18 @@ def correction_figure(uncorrected: np.ndarray, corrected: np.ndarray, motion: np
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _reliability_panel(ax: Any, calib: Mapping[str, Any]) -> None:
+    """RMS error against RMS std per std bin, with the diagonal (a calibrated map)."""
+    bs, be = np.asarray(calib["bin_std"]), np.asarray(calib["bin_rmse"])
+    top = 1.1 * float(max(bs.max(initial=0.0), be.max(initial=0.0))) or 1.0
+    ax.plot([0.0, top], [0.0, top], color="0.6", ls="--", lw=1.0, label="calibrated")
+    ax.plot(bs, be, "o-", color="C3", ms=4, label=f"std/RMSE {calib['ratio']:.2f}, "
+            f"|e| <= 2 std: {100 * calib['cover2']:.0f} %")
+    ax.set_xlim(0.0, top)
+    ax.set_ylim(0.0, top)
+    ax.set_title("reliability")
+    ax.set_xlabel("predicted std (RMS per bin)")
+    ax.set_ylabel("actual error (RMS per bin)")
+    ax.legend(fontsize=8, loc="upper left")

@@ -213,13 +213,21 @@ def correction_scores(result: Any, truth_image: np.ndarray | None = None,
     """A motion correction's :class:`~mrideblur.estimators.base.Result` against a ground truth.
 
     Returns ``psnr_db`` (:func:`psnr_pair` of ``result.uncorrected`` and ``result.image``) when
-    ``truth_image`` has the image's shape, and ``motion_rmse`` when ``truth_motion`` has the
-    motion's shape; an empty dict without a truth.
+    ``truth_image`` has the image's shape, ``uncertainty_calibration`` (``ratio`` of RMS std to
+    RMS error and ``cover2``, the share of pixels within two std: :func:`mrideblur.metrics.reliability`)
+    when the result has an uncertainty map of that shape too, and ``motion_rmse`` when
+    ``truth_motion`` has the motion's shape; an empty dict without a truth.
     """
     out: dict[str, Any] = {}
     image, uncorrected = np.asarray(result.image), result.uncorrected
     if truth_image is not None and uncorrected is not None and np.shape(truth_image) == image.shape:
         out["psnr_db"] = psnr_pair(uncorrected, image, truth_image)
+        unc = getattr(result, "uncertainty", None)
+        if unc is not None and np.shape(unc) == image.shape:
+            from .metrics import reliability
+
+            cal = reliability(unc, image, truth_image)
+            out["uncertainty_calibration"] = {"ratio": cal["ratio"], "cover2": cal["cover2"]}
     if truth_motion is not None and result.motion is not None and np.shape(truth_motion) == np.shape(result.motion):
         out["motion_rmse"] = motion_rmse(result.motion, truth_motion)
     return out

@@ -3,6 +3,8 @@ against ground truth on small simulated slices (the shipped prior; held-out anat
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -115,6 +117,8 @@ def test_cli_jsmoco_writes_uncertainty(tmp_path, small_case):
     assert code == 0
     for name in ("recon.h5", "image.nii.gz", "uncertainty.nii.gz", "motion.csv", "report.json", "report.png"):
         assert (out / name).is_file(), name
+    cal = json.loads((out / "report.json").read_text())["uncertainty_calibration"]  # the case has a truth
+    assert cal["ratio"] > 0 and 0 < cal["cover2"] <= 1
     unc = nib.load(out / "uncertainty.nii.gz")
     np.testing.assert_allclose(unc.affine, nib.load(out / "image.nii.gz").affine)
     assert unc.shape == (64, 64) and float(np.asarray(unc.dataobj).max()) > 0
@@ -143,7 +147,8 @@ def test_motion_step_moves_from_a_nearly_right_start(small_case):
 
 def test_uncertainty_is_the_chains_std_with_pooled_variance(small_case):
     """``std_pool=0``: the per-pixel std of the chains' magnitudes; ``std_pool=s``: the square
-    root of their variance smoothed by a Gaussian of ``s`` pixels (same seed, same chains)."""
+    root of their variance smoothed by a Gaussian of ``s`` pixels (same seed, same chains);
+    ``std_scale`` multiplies either."""
     from scipy import ndimage
 
     case = small_case
@@ -154,12 +159,14 @@ def test_uncertainty_is_the_chains_std_with_pooled_variance(small_case):
     kw = dict(seed=4, estimate_coils=False)
     base = dict(nsamples=3, steps=4, motion_every=0, coil_every=0)
     raw = jsmoco(case.kspace, case.shot_index, case.truth["sens"], case.truth["motion"], x0, prior,
-                 JSMoCoOptions(std_pool=0, **base), **kw)
+                 JSMoCoOptions(std_pool=0, std_scale=1.0, **base), **kw)
     pooled = jsmoco(case.kspace, case.shot_index, case.truth["sens"], case.truth["motion"], x0, prior,
-                    JSMoCoOptions(std_pool=1.5, **base), **kw)
+                    JSMoCoOptions(std_pool=1.5, std_scale=2.5, **base), **kw)
     np.testing.assert_allclose(raw["samples"], pooled["samples"], atol=1e-6)
     var = np.abs(raw["samples"]).astype(np.float64).var(0, ddof=1)
     np.testing.assert_allclose(raw["uncertainty"], np.sqrt(var), rtol=1e-4, atol=1e-7)
-    np.testing.assert_allclose(pooled["uncertainty"], np.sqrt(ndimage.gaussian_filter(var, 1.5, mode="nearest")),
-                               rtol=1e-4, atol=1e-7)
-    assert pooled["uncertainty"].std() < raw["uncertainty"].std()
+    np.testing.assert_allclose(pooled["uncertainty"],
+                               2.5 * np.sqrt(ndimage.gaussian_filter(var, 1.5, mode="nearest")), rtol=1e-4, atol=1e-7)
+    assert pooled["uncertainty"].std() / 2.5 < raw["uncertainty"].std()
+    with pytest.raises(ValueError, match="std_scale"):
+        JSMoCoOptions(std_scale=0.0).validate()

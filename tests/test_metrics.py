@@ -13,6 +13,7 @@ from mrideblur.metrics import (
     fit_scale_magnitudes,
     kernel_similarity,
     psnr,
+    reliability,
     ssd_upto_shift,
     ssim,
 )
@@ -170,3 +171,26 @@ def test_kernel_similarity_rejects_bad_kernels() -> None:
         kernel_similarity(np.zeros((3, 3)), np.ones((3, 3)))
     with pytest.raises(ValueError, match="k_true"):
         kernel_similarity(np.ones((3, 3)), np.ones(3))
+
+
+def test_reliability_of_the_true_std_is_calibrated_and_of_half_of_it_is_not():
+    rng = np.random.default_rng(0)
+    truth = np.ones((128, 128))
+    std = np.linspace(0.01, 0.1, 128)[None, :].repeat(128, 0)  # known per-pixel error std
+    est = truth + std * rng.standard_normal(truth.shape)
+    good = reliability(std, est, truth)
+    assert abs(good["ratio"] - 1.0) < 0.03
+    assert abs(good["cover2"] - 0.954) < 0.01
+    # equally populated bins along the std: each bin's RMS error matches its RMS std
+    np.testing.assert_allclose(good["bin_rmse"], good["bin_std"], rtol=0.08)
+    half = reliability(std / 2, est, truth)
+    assert abs(half["ratio"] - 0.5) < 0.02
+    assert abs(half["cover2"] - 0.683) < 0.015
+    # the estimate's scale does not matter: the std is scaled with it
+    scaled = reliability(3 * std, 3 * est, truth)
+    assert abs(scaled["ratio"] - good["ratio"]) < 0.02
+
+
+def test_reliability_rejects_a_std_of_another_shape():
+    with pytest.raises(ValueError, match="std: shape"):
+        reliability(np.ones((4, 4)), np.ones((5, 5)), np.ones((5, 5)))

@@ -86,6 +86,19 @@ def test_3d_figure_splits_three_rotations_and_three_translations_in_voxels():
     assert {"rz", "ry", "rx"} <= {t.get_text() for t in rot.get_legend().get_texts()}
 
 
+def test_reliability_panel_only_with_an_uncertainty_and_a_truth():
+    img, truth, est, residual = _case()
+    t = np.abs(img)
+    fig = correction_figure(img, img, est, residual, truth_image=t, truth_motion=truth, uncertainty=0.01 * t + 1e-3)
+    axes = _axes(fig)
+    assert "reliability" in axes
+    ax = axes["reliability"]
+    assert len(ax.get_lines()) == 2  # the diagonal and the binned curve
+    assert "std/RMSE" in ax.get_legend().get_texts()[1].get_text()
+    assert "reliability" not in _axes(correction_figure(img, img, est, residual, uncertainty=t))
+    assert "reliability" not in _axes(correction_figure(img, img, est, residual, truth_image=t))
+
+
 def test_mismatched_truth_motion_is_not_drawn():
     img, truth, est, residual = _case()
     fig = correction_figure(img, img, est, residual, truth_motion=truth[:-1])
