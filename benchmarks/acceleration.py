@@ -114,6 +114,7 @@ def run_case(c: dict, realisations: int, prior: ScorePrior, options: dict) -> li
     sigma = float((noisy.kspace - clean.kspace)[:, si >= 0].std() / np.sqrt(2)) if clean is not None else 0.0
     rng = np.random.default_rng(c["seed"])
     rows: list[dict] = []
+    std_scale = JSMoCoOptions(**options).std_scale
 
     def score(k: int, name: str, img: np.ndarray, motion: np.ndarray, seconds: float, std=None) -> None:
         e = motion - tm
@@ -122,7 +123,7 @@ def run_case(c: dict, realisations: int, prior: ScorePrior, options: dict) -> li
                    seconds=seconds)
         if std is not None:
             err, s = _scaled_error(img, truth, mask)
-            row.update(calibration(err, s * std, mask))
+            row.update(calibration(err, s * std, mask), std_scale=std_scale)
         rows.append(row)
         print({k2: (round(v, 3) if isinstance(v, float) else v) for k2, v in row.items() if k2 not in ("patch_err", "z_percentiles")}, flush=True)
 
@@ -159,11 +160,60 @@ def run_case(c: dict, realisations: int, prior: ScorePrior, options: dict) -> li
     return rows
 
 
+def rescaled(row: dict, std_scale: float) -> dict:
+    """A row's calibration figures for the map times ``std_scale / row["std_scale"]`` (the map
+    is multiplied by a constant, so the ratio scales with it and the coverage is read off the
+    stored percentiles of ``|e| / std``)."""
+    if "ratio" not in row:
+        return row
+    f = std_scale / row.get("std_scale", 1.0)
+    z = np.asarray(row["z_percentiles"])
+    return dict(row, ratio=row["ratio"] * f, cover2=coverage(z, 2.0 * f))
+
+
+def coverage(z_percentiles: np.ndarray, k: float) -> float:
+    """Share of pixels with ``|e| / std <= k``, interpolated in the stored percentiles (1..99)."""
+    return float(np.interp(k, z_percentiles, np.arange(1, 100) / 100.0, left=0.0, right=1.0))
+
+
+def reliability_figure(rows: list[dict], std_scale: float, path: Path) -> None:
+    """Observed share of pixels within ``k`` std against the Gaussian expectation ``2 Phi(k) - 1``,
+    one line per JSMoCo case (on the diagonal when calibrated)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from scipy.stats import norm
+
+    fig = Figure(figsize=(5.2, 5.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ks = np.linspace(0.05, 3.5, 60)
+    ax.plot([0, 1], [0, 1], color="0.6", ls="--", lw=1, label="calibrated")
+    for r in rows:
+        if r["method"] != "JSMoCo" or r["realisation"] != 0:
+            continue
+        f = std_scale / r.get("std_scale", 1.0)
+        z = np.asarray(r["z_percentiles"])
+        src = r["key"].split("/")[0]
+        ax.plot(2 * norm.cdf(ks) - 1, [coverage(z, k * f) for k in ks], lw=1.2,
+                color={"mni152": "C0", "colin27": "C1", "inia19": "C2"}.get(src, "C3"),
+                ls={"R2": "-", "R3": "--", "R4": ":"}.get(r["key"].split("/")[2], "-"), label=r["key"])
+    ax.set_xlabel("expected share within k std (Gaussian)")
+    ax.set_ylabel("observed share within k std")
+    ax.set_title(f"JSMoCo uncertainty, std_scale {std_scale:g}")
+    ax.legend(fontsize=6, loc="lower right")
+    fig.savefig(path, dpi=110)
+
+
 def _fmt(v: float | None, f: str = ".2f") -> str:
     return "" if v is None or not np.isfinite(v) else format(v, f)
 
 
-def write_markdown(rows: list[dict], out: Path, command: str, options: dict) -> None:
+def write_markdown(rows: list[dict], out: Path, command: str, options: dict, note: str = "") -> None:
+    std_scale = JSMoCoOptions(**options).std_scale
+    measured = sorted({r.get("std_scale", 1.0) for r in rows if "ratio" in r})
+    rows = [rescaled(r, std_scale) for r in rows]
+    figure = out.with_name(out.stem + "_reliability.png")
+    reliability_figure(rows, std_scale, figure)
     keys = list(dict.fromkeys(r["key"] for r in rows))
     nreal = max((r["realisation"] for r in rows), default=0) + 1
     lines = [
@@ -171,7 +221,10 @@ def write_markdown(rows: list[dict], out: Path, command: str, options: dict) -> 
         f"Command: `{command}`; last updated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
         f"{os.cpu_count()} CPU cores, threads per run {get_threads()}; mrideblur {__version__}; "
         f"{len(keys)} of {len(CASES)} cases, {nreal} noise realisation(s) each. JSMoCo: {NCHAINS} chains, options "
-        f"{options or 'the defaults'}. Raw rows: `{out.with_suffix('.jsonl').name}`.", "",
+        f"{options or 'the defaults'}, uncertainty std_scale {std_scale:g} (rows measured with {measured}: "
+        "the scale multiplies the map, so the ratio and the coverage are recomputed from the stored figures). "
+        f"Raw rows: `{out.with_suffix('.jsonl').name}`; reliability plot: `{figure.name}`."
+        + (f" {note}" if note else ""), "",
         "192x192, 8 coils, 16 interleaved shots, 24 ACS lines, motion up to +-3 deg / px, 1% noise, coils "
         "estimated. MNI152 is the development source; Colin27 and INIA19 were not used to train the prior "
         "or to set the sampler. Definitions of the columns: the module docstring of `benchmarks/acceleration.py`.", "",
@@ -218,6 +271,7 @@ def main() -> None:
     ap.add_argument("--jsmoco", default="{}", help="JSON of JSMoCoOptions fields for the JSMoCo rows")
     ap.add_argument("--out", default=None, help="markdown to write (raw rows beside it as .jsonl)")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--note", default="", help="a sentence for the header (e.g. how the runs shared the machine)")
     args = ap.parse_args()
     from mrideblur.threads import set_threads
 
@@ -226,7 +280,11 @@ def main() -> None:
     out = Path(args.out) if args.out else Path(__file__).with_name("acceleration.md")
     raw = out.with_suffix(".jsonl")
     rows = [json.loads(line) for line in raw.read_text().splitlines() if line.strip()] if raw.exists() else []
-    command = "python benchmarks/acceleration.py" + " ".join([""] + [a for a in sys.argv[1:] if a != "--report-only"])
+    argv = sys.argv[1:]
+    if "--note" in argv:  # the note is in the header already
+        i = argv.index("--note")
+        argv = argv[:i] + argv[i + 2:]
+    command = "python benchmarks/acceleration.py" + " ".join([""] + [a for a in argv if a != "--report-only"])
     if not args.report_only:
         cases = [CASES[int(i)] for i in args.only.split(",")] if args.only else CASES
         prior = ScorePrior.default()
@@ -237,8 +295,8 @@ def main() -> None:
             new = run_case(c, args.realisations, prior, options)
             rows = [r for r in rows if r["key"] != _key(c)] + new
             raw.write_text("".join(json.dumps(r) + "\n" for r in rows))
-            write_markdown(rows, out, command, options)
-    write_markdown(rows, out, command, options)
+            write_markdown(rows, out, command, options, args.note)
+    write_markdown(rows, out, command, options, args.note)
 
 
 if __name__ == "__main__":
