@@ -101,6 +101,8 @@ def test_bad_jsmoco_options(small_case):
         correct(small_case.kspace, small_case.shot_index, "jsmoco", sampler="ddpm")
     with pytest.raises(ValueError, match="nsamples"):
         correct(small_case.kspace, small_case.shot_index, "jsmoco", nsamples=0)
+    with pytest.raises(ValueError, match="motion_image"):
+        JSMoCoOptions(motion_image="clean").validate()
 
 
 def test_cli_jsmoco_writes_uncertainty(tmp_path, small_case):

@@ -263,6 +263,26 @@ def test_posterior_sampler_follows_physics_changed_by_the_callback(prior):
     assert abs(psnr(switched, x, fit_scale=True) - psnr(reference, x, fit_scale=True)) < 1.0
 
 
+def test_callback_gets_the_consistent_or_the_denoised_estimate(prior):
+    """``callback_image="consistent"`` hands the callback the estimate after the data-consistency
+    solve, ``"denoised"`` the prior's estimate before it: the first fits the measured samples
+    closer, the chains themselves are the same (the callback only looks)."""
+    x = _held_out_slice("axial", 64, 5)
+    phys = MaskedFourier(_mask(64, 0.3, 2), noise_sigma=0.01)
+    y = phys.A(torch.from_numpy(x)[None])[0]
+    seen: dict = {"consistent": [], "denoised": []}
+    out = {}
+    for which in seen:
+        out[which] = posterior_sample(prior, phys, y, steps=6, seed=0, sigma_start=0.3, callback_image=which,
+                                      callback=lambda i, s, x0, which=which: seen[which].append(x0.clone())).numpy()
+    np.testing.assert_array_equal(out["consistent"], out["denoised"])
+    for a, b in zip(seen["consistent"][:-1], seen["denoised"][:-1]):
+        fit = [float((phys.A(v) - y[None]).abs().norm()) for v in (a, b)]
+        assert fit[0] < 0.5 * fit[1], fit
+    with pytest.raises(ValueError, match="callback_image"):
+        posterior_sample(prior, phys, y, steps=2, callback_image="clean")
+
+
 def test_unconditional_samplers_seeded(prior):
     a = sample_fast(prior, (2, 32, 32), steps=6, seed=4)
     b = sample_fast(prior, (2, 32, 32), steps=6, seed=4)

@@ -44,6 +44,7 @@ __all__ = ["JSMoCoOptions", "estimate_noise_sigma", "jsmoco", "run"]
 
 SAMPLERS = ("fast", "pc")
 INITS = ("aligned-sense", "espirit")
+MOTION_IMAGES = ("consistent", "denoised")
 
 
 def estimate_noise_sigma(kspace: np.ndarray, shot_index: np.ndarray, residual: np.ndarray) -> float:
@@ -104,6 +105,12 @@ class JSMoCoOptions(AlignedSenseOptions):
         about ``1 / sqrt(2 (n - 1))`` (41% for 4 chains); a 1.5-px Gaussian spans ``4 pi sigma^2``
         ~ 28 pixels, which would bring that to ~8% if neighbours were independent, at the cost
         of resolution. 0: raw per-pixel std.
+    motion_image : {"consistent", "denoised"}
+        The image the motion and coil steps fit to the data: ``"consistent"``, the estimate
+        after the data-consistency solve of the step (DiffPIR's ``x0``); ``"denoised"``, the
+        prior's denoised estimate before it (Tweedie's ``E[x | x_t]``). The consistent image
+        has already been fitted to the data under the current motion, so it carries that
+        motion's artefacts and holds the motion where it is.
     std_scale : float
         Factor on the chains' std in ``uncertainty`` (recalibration). The chains share the
         motion and coils and start from one estimate, so their spread misses part of the error
@@ -127,6 +134,7 @@ class JSMoCoOptions(AlignedSenseOptions):
     zeta: float = 1.0
     std_pool: float = 1.5
     std_scale: float = 1.8
+    motion_image: str = "consistent"
     init: str = "aligned-sense"
     prior: Any = None
 
@@ -134,6 +142,7 @@ class JSMoCoOptions(AlignedSenseOptions):
         super().validate()
         one_of("sampler", self.sampler, SAMPLERS)
         one_of("init", self.init, INITS)
+        one_of("motion_image", self.motion_image, MOTION_IMAGES)
         self.nsamples = positive_int("nsamples", self.nsamples)
         self.steps = positive_int("steps", self.steps, 2)
         if not (np.isfinite(self.std_scale) and self.std_scale > 0):
@@ -262,6 +271,7 @@ def jsmoco(
             prior, phys, yt, steps=opt.steps, method="diffpir" if opt.sampler == "fast" else "pc",
             n_samples=opt.nsamples, seed=seed, x_init=x0, sigma_start=opt.sigma_start, lam=opt.lam,
             dc_iters=opt.dc_iters, zeta=opt.zeta, callback=cb, progress=progress,
+            callback_image=opt.motion_image,
         )
     except Cancelled:
         cancelled = True

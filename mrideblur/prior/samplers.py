@@ -215,6 +215,7 @@ def posterior_sample(prior: ScorePrior, physics, y, steps: int = 50, method: str
                      lam: float = 1.0, zeta: float = 0.3, dc_iters: int = 5, ls_iters: int = 30,
                      corrector_steps: int = 1, snr: float = 0.16, schedule: str | None = None,
                      callback: Callable[[int, float, torch.Tensor], None] | None = None,
+                     callback_image: str = "consistent",
                      progress: ProgressFn | None = None, return_info: bool = False):
     """Sample the posterior ``p(x | y)`` of ``y = A x + n`` under the diffusion prior.
 
@@ -255,6 +256,10 @@ def posterior_sample(prior: ScorePrior, physics, y, steps: int = 50, method: str
     callback : callable ``(i, sigma, x0)``, optional
         After each step; ``x0`` the current clean estimate (n, H, W), data units. The physics may
         be updated inside it (e.g. new motion parameters).
+    callback_image : {"consistent", "denoised"}
+        Which clean estimate the callback gets from the diffpir sampler: the one after the
+        data-consistency solve, or the prior's denoised estimate before it (the pc sampler's
+        estimate is the denoised one at every step but the last).
     progress : callable ``(step, total, message)``, optional
     return_info : bool
         Also return a dict: ``scale``, ``x_init``, ``residual`` (final ``|A x - y|`` per sample),
@@ -272,6 +277,8 @@ def posterior_sample(prior: ScorePrior, physics, y, steps: int = 50, method: str
     """
     if method not in ("diffpir", "pc"):
         raise ValueError(f"method: expected 'diffpir' or 'pc', got {method!r}")
+    if callback_image not in ("consistent", "denoised"):
+        raise ValueError(f"callback_image: expected 'consistent' or 'denoised', got {callback_image!r}")
     if steps < 2:
         raise ValueError(f"steps: expected >= 2, got {steps}")
     dev = prior.device
@@ -336,7 +343,7 @@ def posterior_sample(prior: ScorePrior, physics, y, steps: int = 50, method: str
                     mu = lam * sy**2 / s**2
                     x0 = cg_normal(physics, aty_s + mu * d, mu, d, dc_iters)
             if callback is not None:
-                callback(i, s, x0 * scale)
+                callback(i, s, (d if callback_image == "denoised" and method == "diffpir" else x0) * scale)
                 aty_s = data_term()  # the physics may have changed
             if progress is not None:
                 progress(i + 1, len(sig), f"posterior ({method})")
