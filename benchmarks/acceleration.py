@@ -41,6 +41,7 @@ import argparse
 import datetime
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -284,7 +285,7 @@ def main() -> None:
     if "--note" in argv:  # the note is in the header already
         i = argv.index("--note")
         argv = argv[:i] + argv[i + 2:]
-    command = "python benchmarks/acceleration.py" + " ".join([""] + [a for a in argv if a != "--report-only"])
+    command = " ".join(["python benchmarks/acceleration.py"] + [shlex.quote(a) for a in argv if a != "--report-only"])
     if not args.report_only:
         cases = [CASES[int(i)] for i in args.only.split(",")] if args.only else CASES
         prior = ScorePrior.default()
