@@ -118,7 +118,9 @@ class JSMoCoOptions(AlignedSenseOptions):
         spread was 0.39-0.56 of the actual RMS error (three MNI152 cases at R = 2, 3, 4, fast
         sampler, 4 chains, median 0.55) (``benchmarks/acceleration.md``). The factor
         makes the map's RMS match the RMS error there; how well it holds on sources never used to
-        set it is measured in the same benchmark. 1: the raw spread.
+        set it is measured in the same benchmark. Measured for the fast sampler; the pc
+        sampler's chains get the same factor without a measurement of their own. 1: the raw
+        spread.
     """
 
     sampler: str = "fast"
