@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mrideblur import __version__  # noqa: E402
 from mrideblur.estimators.jsmoco import JSMoCoOptions, jsmoco  # noqa: E402
 from mrideblur.io.anatomy import template_slice  # noqa: E402
-from mrideblur.metrics import psnr  # noqa: E402
+from mrideblur.metrics import fit_scale_magnitudes, psnr, reliability  # noqa: E402
 from mrideblur.mri import correct, sense_recon, simulate  # noqa: E402
 from mrideblur.prior import ScorePrior  # noqa: E402
 from mrideblur.threads import get_threads  # noqa: E402
@@ -78,28 +78,25 @@ def _key(c: dict) -> str:
     return f"{c['source']}/{c['plane']}/R{c['accel']}/{c['motion']}/seed{c['seed']}"
 
 
-def _scaled_error(image: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
-    """``s |image| - |truth|`` with the least-squares scale ``s`` inside the mask, and ``s``."""
-    a, t = np.abs(image), np.abs(truth)
-    s = float(a[mask] @ t[mask]) / max(float(a[mask] @ a[mask]), 1e-30)
-    return s * a - t, s
-
-
 def _patches(z: np.ndarray) -> np.ndarray:
     n0, n1 = (z.shape[0] // PATCH) * PATCH, (z.shape[1] // PATCH) * PATCH
     return z[:n0, :n1].reshape(n0 // PATCH, PATCH, n1 // PATCH, PATCH).transpose(0, 2, 1, 3).reshape(-1, PATCH * PATCH)
 
 
-def calibration(err: np.ndarray, std: np.ndarray, mask: np.ndarray) -> dict:
-    """How well a std map ``std`` describes the error ``err`` inside ``mask`` (see the module doc)."""
+def calibration(image: np.ndarray, std: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict:
+    """How well a std map ``std`` describes the error of ``image`` inside ``mask`` (see the
+    module doc): :func:`mrideblur.metrics.reliability` plus the patch ranking and the
+    percentiles of ``|e| / std``."""
+    rel = reliability(std, image, truth, mask)
+    e, t, a = fit_scale_magnitudes(image, truth, mask)
+    err, u = e - t, a * np.asarray(std, dtype=np.float64)
     inside = _patches(mask).all(1)
     pe = np.sqrt((_patches(err) ** 2).mean(1))[inside]
-    ps = _patches(std).mean(1)[inside]
-    return {"ratio": float(np.sqrt(np.mean(std[mask] ** 2)) / max(np.sqrt(np.mean(err[mask] ** 2)), 1e-30)),
-            "cover2": float(np.mean(np.abs(err[mask]) <= 2 * std[mask])),
+    ps = _patches(u).mean(1)[inside]
+    return {"ratio": rel["ratio"], "cover2": rel["cover2"],
             "patch_rho": float(spearmanr(ps, pe).statistic),
             # |e| / std at every percent: the coverage of any multiple of the map, read off later
-            "z_percentiles": np.percentile(np.abs(err[mask]) / np.maximum(std[mask], 1e-30), np.arange(1, 100)).tolist(),
+            "z_percentiles": np.percentile(np.abs(err[mask]) / np.maximum(u[mask], 1e-30), np.arange(1, 100)).tolist(),
             "patch_err": pe.tolist()}
 
 
@@ -123,8 +120,7 @@ def run_case(c: dict, realisations: int, prior: ScorePrior, options: dict) -> li
                    rot=float(np.sqrt(np.mean(e[:, 0] ** 2))), trans=float(np.sqrt(np.mean(e[:, 1:] ** 2))),
                    seconds=seconds)
         if std is not None:
-            err, s = _scaled_error(img, truth, mask)
-            row.update(calibration(err, s * std, mask), std_scale=std_scale)
+            row.update(calibration(img, std, truth, mask), std_scale=std_scale)
         rows.append(row)
         print({k2: (round(v, 3) if isinstance(v, float) else v) for k2, v in row.items() if k2 not in ("patch_err", "z_percentiles")}, flush=True)
 

@@ -40,6 +40,19 @@ def _as_pair(estimate: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.nd
     return e, t
 
 
+def _object_mask(t: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """The pixels of the MRI scale fit: ``mask``, or ``t > 0.05 max t`` (``t = |truth|``)."""
+    if mask is None:
+        m = t > 0.05 * t.max()
+    else:
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != t.shape:
+            raise ValueError(f"mask: shape {m.shape} differs from truth {t.shape}")
+    if not np.any(m):
+        raise ValueError("mask: selects no pixels (is truth all zero?)")
+    return m
+
+
 def fit_scale_magnitudes(
     estimate: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -68,14 +81,7 @@ def fit_scale_magnitudes(
     e, t = _as_pair(estimate, truth)
     e = np.abs(e).astype(np.float64)
     t = np.abs(t).astype(np.float64)
-    if mask is None:
-        m = t > 0.05 * t.max()
-    else:
-        m = np.asarray(mask, dtype=bool)
-        if m.shape != t.shape:
-            raise ValueError(f"mask: shape {m.shape} differs from truth {t.shape}")
-    if not np.any(m):
-        raise ValueError("mask: selects no pixels (is truth all zero?)")
+    m = _object_mask(t, mask)
     den = float(np.sum(e[m] ** 2))
     a = float(np.sum(e[m] * t[m]) / den) if den > 0 else 1.0
     return a * e, t, a
@@ -114,7 +120,7 @@ def reliability(std: np.ndarray, estimate: np.ndarray, truth: np.ndarray, mask: 
     u = a * np.asarray(std, dtype=np.float64)
     if u.shape != t.shape:
         raise ValueError(f"std: shape {u.shape} differs from truth {t.shape}")
-    m = t > 0.05 * t.max() if mask is None else np.asarray(mask, dtype=bool)
+    m = _object_mask(t, mask)
     err, um = (e - t)[m], u[m]
     order = np.argsort(um, kind="stable")
     bins = np.array_split(order, max(1, min(int(nbins), order.size)))

@@ -36,6 +36,7 @@ from scipy import ndimage
 
 from ..physics.coils import PolynomialCoilModel, normalize_sens
 from ..physics.multishot_torch import MotionSensePhysics
+from ..prior.samplers import CALLBACK_IMAGES
 from .aligned_sense import AlignedSenseOptions, fit_coil_coeffs, start
 from .base import CancelFn, Cancelled, ProgressFn, Result, check_cancel, one_of, positive_int
 from .mri_common import mri_report
@@ -44,7 +45,6 @@ __all__ = ["JSMoCoOptions", "estimate_noise_sigma", "jsmoco", "run"]
 
 SAMPLERS = ("fast", "pc")
 INITS = ("aligned-sense", "espirit")
-MOTION_IMAGES = ("consistent", "denoised")
 
 
 def estimate_noise_sigma(kspace: np.ndarray, shot_index: np.ndarray, residual: np.ndarray) -> float:
@@ -144,7 +144,7 @@ class JSMoCoOptions(AlignedSenseOptions):
         super().validate()
         one_of("sampler", self.sampler, SAMPLERS)
         one_of("init", self.init, INITS)
-        one_of("motion_image", self.motion_image, MOTION_IMAGES)
+        one_of("motion_image", self.motion_image, CALLBACK_IMAGES)
         self.nsamples = positive_int("nsamples", self.nsamples)
         self.steps = positive_int("steps", self.steps, 2)
         if not (np.isfinite(self.std_scale) and self.std_scale > 0):

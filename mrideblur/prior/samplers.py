@@ -208,6 +208,10 @@ def _as_torch(y, device: torch.device) -> tuple[torch.Tensor, bool]:
                                                  else y.astype(np.float32))).to(device), False
 
 
+#: What the callback of :func:`posterior_sample` may be given (``callback_image``).
+CALLBACK_IMAGES = ("consistent", "denoised")
+
+
 @with_threads
 def posterior_sample(prior: ScorePrior, physics, y, steps: int = 50, method: str = "diffpir",
                      noise_sigma: float | None = None, n_samples: int | None = None, seed: int = 0,
@@ -277,8 +281,8 @@ def posterior_sample(prior: ScorePrior, physics, y, steps: int = 50, method: str
     """
     if method not in ("diffpir", "pc"):
         raise ValueError(f"method: expected 'diffpir' or 'pc', got {method!r}")
-    if callback_image not in ("consistent", "denoised"):
-        raise ValueError(f"callback_image: expected 'consistent' or 'denoised', got {callback_image!r}")
+    if callback_image not in CALLBACK_IMAGES:
+        raise ValueError(f"callback_image: expected one of {CALLBACK_IMAGES}, got {callback_image!r}")
     if steps < 2:
         raise ValueError(f"steps: expected >= 2, got {steps}")
     dev = prior.device
