@@ -141,3 +141,24 @@ def test_rescue_shots_reports_in_the_frame_of_shot_0():
     got, info = rescue_shots(case.kspace, case.shot_index, case.truth["sens"], start, ref)
     assert info["moved"] and info["sweeps"][0]["moved"] == [2]
     assert np.abs(got - tm).max() < 1e-3 and not got[0].any()
+
+
+def test_rescue_is_skipped_when_every_shot_fits_and_runs_when_one_stands_out():
+    """At the true motion every shot's misfit per line is within the gate of the median's and no
+    search runs (``skipped``); with one shot 20 px off, that shot's ratio is far above the gate,
+    the search runs and puts it back."""
+    from mrideblur.estimators.shot_search import RESCUE_GATE, rescue_shots
+
+    case = simulate(shepp_logan(64), ncoil=8, nshot=8, ordering="random", motion="random", max_rot=3, max_trans=3,
+                    noise=0.01, seed=6)
+    tm = case.truth["motion"]
+    got, info = rescue_shots(case.kspace, case.shot_index, case.truth["sens"], tm, 0)
+    assert "skipped" in info and not info["moved"] and info["sweeps"] == []
+    assert max(info["shot_misfit_ratio"]) < RESCUE_GATE
+    assert np.array_equal(got, tm)
+    start = tm.copy()
+    start[4] += (0.0, 20.0, 0.0)
+    got, info = rescue_shots(case.kspace, case.shot_index, case.truth["sens"], start, 0)
+    assert int(np.argmax(info["shot_misfit_ratio"])) == 4 and max(info["shot_misfit_ratio"]) > 3 * RESCUE_GATE
+    assert "skipped" not in info and info["moved"]
+    assert np.abs(got - tm).max() < 1e-3

@@ -42,12 +42,12 @@ import torch
 
 from ..physics.cg import conjugate_gradient
 from ..physics.coils import PolynomialCoilModel, normalize_sens
-from ..physics.fourier import fft, ifft, shot_dft_rows
+from ..physics.fourier import fft, ifft
 from ..physics.multishot_torch import MultiShotSenseTorch
 from ..physics.motion import rigid2d_batch
 from ..physics.shots import count_shots
 from .base import CancelFn, ProgressFn, Result, one_of, positive_int
-from .coil_motion_varpro import coil_design_solve, joint_motion_coils_lbfgs
+from .coil_motion_varpro import SeparableDesign2D, coil_design_solve, joint_motion_coils_lbfgs
 from .mri_common import KSpaceOptions, initial_sens, mri_report, residuals
 from .kspace_grid import crop_slices as _crop_slices
 from .kspace_grid import rebase_motion, reference_shot
@@ -377,7 +377,9 @@ def fit_coil_coeffs(
     and ``a`` is the least-squares solution, one design matrix for all coils (JSMoCo's coil
     step).  Unlike :func:`refine_sens` this needs no approximation of the coils moving with
     the head.  ``G_b`` is the multi-shot model applied to ``x`` with the basis functions in
-    place of coil maps; in 3D it is built by :class:`MultiShotSenseTorch` (a few basis
+    place of coil maps.  Slices never form it: the normal equations ``G^H G a = G^H y`` come from
+    the separable form of the basis (:class:`~.coil_motion_varpro.SeparableDesign2D`, complex64
+    products summed in complex128).  In 3D it is built by :class:`MultiShotSenseTorch` (a few basis
     functions at a time, held as complex64: ``nbasis`` x acquired samples, 37 MB per million
     samples at degree 6) and solved through the normal equations ``G^H G a = G^H y``, summed in
     float64 one slab of samples at a time.
@@ -401,19 +403,13 @@ def fit_coil_coeffs(
         return _fit_coil_coeffs3d(y, si, image, motion, coil_model)
     if y.ndim != 3:
         raise ValueError(f"kspace: expected (coils, ky, kx) or (coils, kz, ky, kx), got {y.shape}")
-    moved = rigid2d_batch(np.asarray(image), np.asarray(motion))  # (nshot, ny, nx)
-    acq = si >= 0
-    nb = coil_model.nbasis
-    G = np.zeros((nb, int(acq.sum()), y.shape[-1]), dtype=np.complex128)
-    row = np.cumsum(acq) - 1  # row of every acquired line in G
-    E, rows = shot_dft_rows(si, moved.shape[0])
-    for s in range(moved.shape[0]):
-        n_s = int(np.count_nonzero(si == s))
-        if n_s:  # only the shot's own lines: DFT rows along ky, then FFT along kx
-            G[:, row[rows[s, :n_s]]] = fft(E[s, :n_s] @ (coil_model.basis * moved[s]), 1)
-    G = G.reshape(nb, -1).T
-    Y = y[:, acq, :].reshape(y.shape[0], -1).T
-    a, *_ = np.linalg.lstsq(G, Y, rcond=None)
+    nshot = np.asarray(motion).shape[0]
+    model = MultiShotSenseTorch(si, 2, nshot=nshot)
+    target = model.data_rows(torch.as_tensor(np.ascontiguousarray(y, dtype=np.complex64)))
+    design = SeparableDesign2D(model, coil_model, target)
+    gram, rhs = design.normal_equations(torch.as_tensor(np.ascontiguousarray(image, dtype=np.complex64)),
+                                        torch.as_tensor(np.asarray(motion), dtype=torch.float32))
+    a = np.linalg.lstsq(gram.numpy(), rhs.numpy(), rcond=None)[0]  # (nbasis, coils)
     return a.T
 
 
@@ -679,7 +675,12 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
 
     coil_model = PolynomialCoilModel(y.shape[1:], COIL_DEGREE)
     # whole passes first (a way out of the basin of the first maps), then local full-resolution rounds
-    history["global_passes"] = alternate("global_pass", npass - 1, GLOBAL_PASS_TOL, levels, 0, coarse + fine)
+    # slices: the variable-projection stage refines at full resolution after the passes, so a
+    # pass stops at the level below it (the first estimate still ends there: it feeds the coil
+    # step; without it the speed case of benchmarks/speed.py took a second pass, 29 s not 23)
+    full_last = y.ndim == 3 and refine and len(levels) > 1 and levels[-1].fraction == 1.0
+    pass_levels = levels[:-1] if full_last else levels
+    history["global_passes"] = alternate("global_pass", npass - 1, GLOBAL_PASS_TOL, pass_levels, 0, coarse + fine)
     offset = (1 + len(history["global_passes"])) * (coarse + fine)
     if y.ndim == 3 and refine and not cancelled:
         # slices: image, motion and maps together, the maps solved for at every step

@@ -162,7 +162,7 @@ class PolynomialCoilModel:
             raise ValueError(f"degree: expected >= 0, got {degree}")
         self.degree = int(degree)
         coords = [np.polynomial.legendre.legvander(np.linspace(-1, 1, n), degree) for n in self.shape]
-        funcs = []
+        funcs, powers_kept = [], []
         for powers in np.ndindex(*([degree + 1] * len(self.shape))):
             if sum(powers) <= degree:
                 f = np.ones(self.shape)
@@ -171,8 +171,16 @@ class PolynomialCoilModel:
                     sh[ax] = self.shape[ax]
                     f = f * coords[ax][:, p].reshape(sh)
                 funcs.append(f.ravel())
-        q, _ = np.linalg.qr(np.array(funcs).T)  # orthonormal columns over the grid
+                powers_kept.append(powers)
+        q, r = np.linalg.qr(np.array(funcs).T)  # orthonormal columns over the grid
         self.basis = q.T.reshape((-1,) + self.shape)  # (nbasis,) + shape, real
+        #: The separable form of the basis: ``basis[b] = sum_k to_basis[b, k] prod_ax
+        #: factors[ax][:, powers[k, ax]]`` (Legendre values per axis, ``(n_ax, degree + 1)``;
+        #: ``to_basis = R^-T`` of the orthonormalisation).  Lets a coil fit transform one factor
+        #: per axis instead of every basis function (:mod:`mrideblur.estimators.coil_motion_varpro`).
+        self.factors = tuple(coords)
+        self.powers = np.array(powers_kept, dtype=np.int64)
+        self.to_basis = np.linalg.inv(r).T
 
     @property
     def nbasis(self) -> int:

@@ -142,7 +142,11 @@ class MultiShotSenseTorch:
         """
         if self.ndim != 2:
             raise ValueError("forward_rows: implemented for 2D models")
-        moved = self._rigid(x, thetas)  # (nshot, [b,] ny, nx): one motion pass for all images
+        return self.rows_of_moved(self._rigid(x, thetas), sens)  # one motion pass for all images
+
+    def rows_of_moved(self, moved: torch.Tensor, sens: torch.Tensor) -> torch.Tensor:
+        """2D: :meth:`forward_rows` from the moved images ``T(theta_s) x``, ``(nshot, [b,] ny, nx)``
+        (for a caller that needs them for something else too)."""
         E, EH = self._E[:, 0], self._EH[:, 0]
         if moved.dim() == 4:
             return fft_torch(torch.stack([coil_rows2d(moved[:, i], sens, E, EH) for i in range(moved.shape[1])]), 1)
