@@ -675,12 +675,7 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
 
     coil_model = PolynomialCoilModel(y.shape[1:], COIL_DEGREE)
     # whole passes first (a way out of the basin of the first maps), then local full-resolution rounds
-    # slices: the variable-projection stage refines at full resolution after the passes, so a
-    # pass stops at the level below it (the first estimate still ends there: it feeds the coil
-    # step; without it the speed case of benchmarks/speed.py took a second pass, 29 s not 23)
-    full_last = y.ndim == 3 and refine and len(levels) > 1 and levels[-1].fraction == 1.0
-    pass_levels = levels[:-1] if full_last else levels
-    history["global_passes"] = alternate("global_pass", npass - 1, GLOBAL_PASS_TOL, pass_levels, 0, coarse + fine)
+    history["global_passes"] = alternate("global_pass", npass - 1, GLOBAL_PASS_TOL, levels, 0, coarse + fine)
     offset = (1 + len(history["global_passes"])) * (coarse + fine)
     if y.ndim == 3 and refine and not cancelled:
         # slices: image, motion and maps together, the maps solved for at every step
