@@ -125,7 +125,7 @@ class SeparableDesign2D:
     small matrix products per shot instead of one per basis function),
 
     .. math:: G_{(ij),(i'j')} = \sum_x Q_j(x) Q_{j'}(x) \sum_{s,r} \overline{W_{s,i}(r,x)} W_{s,i'}(r,x),
-              \qquad b_{(ij),c} = \sum_x Q_j(x) \sum_{s,r} \overline{W_{s,i}(r,x)}\, 	ilde y_{s,c}(r, x)
+              \qquad b_{(ij),c} = \sum_x Q_j(x) \sum_{s,r} \overline{W_{s,i}(r,x)}\, \tilde y_{s,c}(r, x)
 
     (``tilde y``: the measured rows brought back to ``x`` by the inverse FFT, once), and the
     basis' equations follow as ``T G T^T``, ``T b`` (``T = to_basis``).  Same solution as

@@ -30,7 +30,7 @@ from ..physics.multishot_torch import MultiShotSenseTorch
 from .base import CancelFn
 from .kspace_grid import rebase_motion
 
-__all__ = ["offset_grid", "offset_grid3d", "rescue_shots", "search_shot_motion", "xcorr_shot_search"]
+__all__ = ["offset_grid", "offset_grid3d", "rescue_shots", "search_shot_motion", "shot_misfit_ratio", "xcorr_shot_search"]
 
 #: Candidates evaluated per batch (memory: ``batch * coils * ny * nx`` complex values).
 BATCH = 128
