@@ -407,10 +407,8 @@ def fit_coil_coeffs(
     model = MultiShotSenseTorch(si, 2, nshot=nshot)
     target = model.data_rows(torch.as_tensor(np.ascontiguousarray(y, dtype=np.complex64)))
     design = SeparableDesign2D(model, coil_model, target)
-    gram, rhs = design.normal_equations(torch.as_tensor(np.ascontiguousarray(image, dtype=np.complex64)),
-                                        torch.as_tensor(np.asarray(motion), dtype=torch.float32))
-    a = np.linalg.lstsq(gram.numpy(), rhs.numpy(), rcond=None)[0]  # (nbasis, coils)
-    return a.T
+    return design.solve(torch.as_tensor(np.ascontiguousarray(image, dtype=np.complex64)),
+                        torch.as_tensor(np.asarray(motion), dtype=torch.float32), dtype=torch.complex128).numpy()
 
 
 def _fit_coil_coeffs3d(y: np.ndarray, si: np.ndarray, image: np.ndarray, motion: np.ndarray,

@@ -172,11 +172,13 @@ class SeparableDesign2D:
             rhs = torch.einsum("xa,xac->ac", self.QQ, K[:, self.pi])
             return self.T @ gram @ self.T.T, self.T @ rhs
 
-    def solve(self, x: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
-        """Least-squares coefficients ``(coils, nbasis)`` (dtype of ``x``), as :func:`coil_design_solve`
-        (``theta=None``: ``x`` are the moved images, as in :meth:`normal_equations`)."""
+    def solve(self, x: torch.Tensor, theta: torch.Tensor | None = None,
+              dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Least-squares coefficients ``(coils, nbasis)`` (``dtype``, default that of ``x``), as
+        :func:`coil_design_solve` (``theta=None``: ``x`` are the moved images, as in
+        :meth:`normal_equations`)."""
         gram, rhs = self.normal_equations(x, theta)
-        return _solve_normal(gram, rhs).to(x.dtype)
+        return _solve_normal(gram, rhs).to(dtype or x.dtype)
 
 
 def _solve_normal(gram: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
