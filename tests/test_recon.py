@@ -7,7 +7,7 @@ import pytest
 
 from mrideblur.io.anatomy import mni_slice
 from mrideblur.metrics import psnr
-from mrideblur.mri import PolynomialCoilModel, estimate_sens, sense_recon, simulate, simulate_sens
+from mrideblur.mri import PolynomialCoilModel, estimate_sens, normalize_sens, sense_recon, simulate, simulate_sens
 
 
 def _case(size=96, nshot=8, ncoil=8, motion="random", seed=0, **kw):
@@ -133,3 +133,22 @@ def test_exact_coil_fit_recovers_polynomial_maps_under_motion(shape):
     y = MultiShotSense(model.maps(a).astype(np.complex64), si, motion)(x)
     got = fit_coil_coeffs(y, si, x, motion, model)
     assert np.linalg.norm(got - a) / np.linalg.norm(a) < 1e-4
+
+
+def test_coil_carriers_find_each_coils_winding_phase():
+    """Maps ``exp(2 pi i k_c . r / N) s_c(r)`` with smooth ``s_c``: :func:`coil_carriers` returns
+    ``k_c`` (ky, kx) per coil, and 0 on an axis where the winding is under ``min_lines``."""
+    from mrideblur.mri import coil_carriers
+
+    n = 64
+    yy, xx = np.meshgrid(np.arange(n) - n // 2, np.arange(n) - n // 2, indexing="ij")
+    ks = [(3, -2), (0, 5), (-4, 1), (0, 0)]
+    maps = []
+    for c, (ky, kx) in enumerate(ks):
+        blob = np.exp(-((yy - 10 * np.cos(c)) ** 2 + (xx - 10 * np.sin(c)) ** 2) / (2 * 18.0**2))
+        maps.append(blob * np.exp(2j * np.pi * (ky * yy + kx * xx) / n + 1j * c))
+    maps = normalize_sens(np.array(maps))
+    found = coil_carriers(maps)
+    assert found.tolist() == [[3, -2], [0, 5], [-4, 0], [0, 0]]
+    assert coil_carriers(maps, min_lines=1).tolist()[2] == [-4, 1]
+    assert not np.any(coil_carriers(simulate_sens((n, n), 8)))  # birdcage maps: no carrier

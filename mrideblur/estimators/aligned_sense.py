@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from ..physics.cg import conjugate_gradient
-from ..physics.coils import PolynomialCoilModel, normalize_sens
+from ..physics.coils import PolynomialCoilModel, coil_carriers, normalize_sens
 from ..physics.fourier import fft, ifft
 from ..physics.multishot_torch import MultiShotSenseTorch
 from ..physics.motion import rigid2d_batch
@@ -415,6 +415,8 @@ def _fit_coil_coeffs3d(y: np.ndarray, si: np.ndarray, image: np.ndarray, motion:
                        coil_model: PolynomialCoilModel) -> np.ndarray:
     """:func:`fit_coil_coeffs` for volumes: the normal equations of
     :func:`~mrideblur.estimators.coil_motion_varpro.coil_design_solve`."""
+    if coil_model.carriers is not None:
+        raise ValueError("coil_model: coil carriers are supported on slices only")
     model = MultiShotSenseTorch(si, 3, nshot=count_shots(si))
     acq = torch.as_tensor(si >= 0)
     target = torch.as_tensor(np.ascontiguousarray(y, dtype=np.complex64))[:, acq, :].reshape(y.shape[0], -1)
@@ -535,12 +537,11 @@ class AlignedSenseOptions(KSpaceOptions):
         self.max_iter = positive_int("max_iter", self.max_iter, 5)
 
 
-def _coil_step(y: np.ndarray, si: np.ndarray, sens: np.ndarray, motion: np.ndarray, calib_width: int,
+def _coil_step(y: np.ndarray, si: np.ndarray, sens: np.ndarray, motion: np.ndarray, model: PolynomialCoilModel,
                image: np.ndarray | None = None) -> np.ndarray:
     """Re-estimate the coil maps for fixed motion: alternate a SENSE image and the exact
-    polynomial coil fit (:func:`fit_coil_coeffs`, 2D and 3D).  ``image`` (the current estimate
-    under ``sens`` and ``motion``, frame of shot 0) warm-starts the SENSE solves."""
-    model = PolynomialCoilModel(y.shape[1:], COIL_DEGREE)
+    polynomial coil fit of ``model`` (:func:`fit_coil_coeffs`, 2D and 3D).  ``image`` (the
+    current estimate under ``sens`` and ``motion``, frame of shot 0) warm-starts the SENSE solves."""
     x = image
     for _ in range(COIL_INNER):
         x = sense_recon(y, si, sens, motion, max_iter=20 if x is None else COIL_WARM_CG, x0=x)
@@ -614,7 +615,7 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
     coil rounds), then (slices) the full-resolution shot search; returns ``(image, motion, sens,
     history, seconds, cancelled)`` (the image is the joint estimate before the shot search, in
     the reference shot's frame, not the final CG-SENSE)."""
-    max_iter, device, calib_width = options.max_iter, options.device, options.calib_width
+    max_iter, device = options.max_iter, options.device
     if progress is not None:  # one bar per slice: steps never go back, the first total stays
         progress = _monotone(progress)
     history: dict = {}
@@ -644,7 +645,7 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
             if cancelled:
                 break
             t = time.perf_counter()
-            sens = _coil_step(y, si, sens, motion, calib_width, image if frame0 else None)
+            sens = _coil_step(y, si, sens, motion, coil_model, image if frame0 else None)
             seconds[f"{name}_{r + 1}_coils"] = time.perf_counter() - t
             t = time.perf_counter()
             image, new, h = joint_motion_lbfgs(y, si, sens, motion0=motion, levels=lv, device=device,
@@ -671,7 +672,10 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
             cancel=cancel, step_offset=offset, total_steps=total, reference=ref)
         return img, mot, normalize_sens(coil_model.maps(coeffs)), h
 
-    coil_model = PolynomialCoilModel(y.shape[1:], COIL_DEGREE)
+    # slices: each coil's winding phase rides on a carrier taken from the starting maps
+    coil_model = PolynomialCoilModel(y.shape[1:], COIL_DEGREE, coil_carriers(sens) if y.ndim == 3 else None)
+    if coil_model.carriers is not None:
+        history["coil_carriers"] = coil_model.carriers.tolist()
     # whole passes first (a way out of the basin of the first maps), then local full-resolution rounds
     history["global_passes"] = alternate("global_pass", npass - 1, GLOBAL_PASS_TOL, levels, 0, coarse + fine)
     offset = (1 + len(history["global_passes"])) * (coarse + fine)

@@ -132,6 +132,12 @@ class SeparableDesign2D:
     :func:`coil_design_solve` to rounding; at 192x192, 16 shots, degree 6 (28 functions) the
     design costs 7 instead of 28 products per shot and no FFT.
 
+    Coil carriers ``e_c(y, x) = u_c(y) v_c(x)`` (:class:`~mrideblur.physics.coils.PolynomialCoilModel`
+    with ``carriers``) keep the form: ``v_c`` has modulus 1, so it leaves the Gram alone and
+    demodulates coil ``c``'s ``tilde y`` once; ``u_c`` joins the ``ky`` rows,
+    ``E_s diag(u_c)``.  Coils with the same ``ky`` carrier share ``W`` and ``G``; the cost grows
+    with the number of distinct ``ky`` carriers.
+
     Parameters
     ----------
     model : MultiShotSenseTorch (2D)
@@ -143,34 +149,51 @@ class SeparableDesign2D:
         if model.ndim != 2:
             raise ValueError("SeparableDesign2D: a 2D model is needed")
         dev, cdt = model.device, model.dtype
+        nshot, nc, nmax, nx = target.shape
         P, Q = coil_model.factors
         E, _ = shot_dft_rows(model.shot_index, model.nshot)                  # (nshot, nmax, ny)
-        self.EP = torch.as_tensor(E[:, None] * P.T[None, :, None, :], device=dev).to(cdt)  # (nshot, d+1, nmax, ny)
+        ky = np.zeros(nc, dtype=np.int64) if coil_model.carriers is None else coil_model.carriers[:, 0]
+        #: distinct ky carriers, and each coil's group
+        self.ky, self.group = np.unique(ky, return_inverse=True)
+        uy = coil_model.carrier_phase(0)
+        EP = []
+        for g in range(len(self.ky)):
+            Eg = E if uy is None else E * uy[int(np.flatnonzero(self.group == g)[0])][None, None, :]
+            EP.append(Eg[:, None] * P.T[None, :, None, :])
+        self.EP = torch.as_tensor(np.stack(EP), device=dev).to(cdt)        # (groups, nshot, d+1, nmax, ny)
         pi, pj = coil_model.powers[:, 0], coil_model.powers[:, 1]
         self.pi = torch.as_tensor(pi, device=dev)
         self.QQ = torch.as_tensor(Q[:, pj], device=dev).to(torch.complex128)  # (nx, nbasis)
         self.T = torch.as_tensor(coil_model.to_basis, device=dev).to(torch.complex128)
-        nshot, nc, nmax, nx = target.shape
-        tt = ifft_torch(target, 1)                                             # back to x
-        self.tt = tt.permute(3, 1, 0, 2).reshape(nx, nc, nshot * nmax).to(torch.complex128)
+        tt = ifft_torch(target, 1).to(torch.complex128)                      # back to x
+        vx = coil_model.carrier_phase(1)
+        if vx is not None:  # demodulate each coil's x carrier
+            tt = tt * torch.as_tensor(vx.conj(), device=dev)[None, :, None, :]
+        self.tt = tt.permute(3, 1, 0, 2).reshape(nx, nc, nshot * nmax)
+        self.coils = [torch.as_tensor(np.flatnonzero(self.group == g), device=dev) for g in range(len(self.ky))]
 
     def normal_equations(self, x: torch.Tensor, theta: torch.Tensor | None = None
                          ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(gram (nbasis, nbasis), rhs (nbasis, coils))`` in the orthonormal basis, complex128,
-        for image ``x (ny, nx)`` (frame of shot 0) and motion ``theta (nshot, 3)``; or, with
-        ``theta=None``, for the moved images ``x = T(theta_s) x`` ``(nshot, ny, nx)`` themselves."""
+        """``(gram (groups, nbasis, nbasis), rhs (nbasis, coils))`` in the orthonormal basis,
+        complex128, for image ``x (ny, nx)`` (frame of shot 0) and motion ``theta (nshot, 3)``;
+        or, with ``theta=None``, for the moved images ``x = T(theta_s) x`` ``(nshot, ny, nx)``
+        themselves.  ``gram[g]`` serves the coils of ``ky``-carrier group ``g``
+        (:attr:`group`; one group without carriers)."""
         with torch.no_grad():
             moved = rigid2d_torch(x, theta) if theta is not None else x        # (nshot, ny, nx)
-            nshot, nf, nmax, ny = self.EP.shape
-            nx = moved.shape[-1]                                               # one product per shot:
-            W = (self.EP.reshape(nshot, nf * nmax, ny) @ moved).reshape(nshot, nf, nmax, nx)  # (nshot, d+1, nmax, nx)
-            Wp = W.permute(3, 1, 0, 2).reshape(nx, nf, nshot * nmax).to(torch.complex128).conj()
-            H = Wp @ Wp.conj().transpose(1, 2)                                 # (nx, d+1, d+1)
-            K = Wp @ self.tt.transpose(1, 2)                                   # (nx, d+1, coils)
-            Hb = H[:, self.pi][:, :, self.pi]                                  # (nx, nb, nb)
-            gram = torch.einsum("xa,xb,xab->ab", self.QQ, self.QQ, Hb)
-            rhs = torch.einsum("xa,xac->ac", self.QQ, K[:, self.pi])
-            return self.T @ gram @ self.T.T, self.T @ rhs
+            ng, nshot, nf, nmax, ny = self.EP.shape
+            nx = moved.shape[-1]
+            grams = []
+            rhs = torch.zeros((self.T.shape[0], self.tt.shape[1]), dtype=torch.complex128, device=moved.device)
+            for g in range(ng):                                                # one product per shot:
+                W = (self.EP[g].reshape(nshot, nf * nmax, ny) @ moved).reshape(nshot, nf, nmax, nx)
+                Wp = W.permute(3, 1, 0, 2).reshape(nx, nf, nshot * nmax).to(torch.complex128).conj()
+                H = Wp @ Wp.conj().transpose(1, 2)                             # (nx, d+1, d+1)
+                K = Wp @ self.tt[:, self.coils[g]].transpose(1, 2)             # (nx, d+1, coils in g)
+                Hb = H[:, self.pi][:, :, self.pi]                              # (nx, nb, nb)
+                grams.append(self.T @ torch.einsum("xa,xb,xab->ab", self.QQ, self.QQ, Hb) @ self.T.T)
+                rhs[:, self.coils[g]] = self.T @ torch.einsum("xa,xac->ac", self.QQ, K[:, self.pi])
+            return torch.stack(grams), rhs
 
     def solve(self, x: torch.Tensor, theta: torch.Tensor | None = None,
               dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -178,7 +201,12 @@ class SeparableDesign2D:
         :func:`coil_design_solve` (``theta=None``: ``x`` are the moved images, as in
         :meth:`normal_equations`)."""
         gram, rhs = self.normal_equations(x, theta)
-        return _solve_normal(gram, rhs).to(dtype or x.dtype)
+        if gram.shape[0] == 1:
+            return _solve_normal(gram[0], rhs).to(dtype or x.dtype)
+        a = torch.zeros((rhs.shape[1], rhs.shape[0]), dtype=torch.complex128, device=rhs.device)
+        for g, coils in enumerate(self.coils):
+            a[coils] = _solve_normal(gram[g], rhs[:, coils])
+        return a.to(dtype or x.dtype)
 
 
 def _solve_normal(gram: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
@@ -249,7 +277,15 @@ def joint_motion_coils_lbfgs(
     dev = torch.device(device)
     cdt = torch.complex64
     model = MultiShotSenseTorch(si, nd, device=dev, dtype=cdt, nshot=nshot)
+    if nd == 3 and coil_model.carriers is not None:
+        raise ValueError("coil_model: coil carriers are supported on slices only")
     basis = torch.as_tensor(coil_model.basis, device=dev).to(cdt)
+    carrier = coil_model.carrier_maps()
+    carrier = None if carrier is None else torch.as_tensor(carrier, device=dev).to(cdt)
+
+    def maps_of(a: torch.Tensor) -> torch.Tensor:
+        m = torch.tensordot(a, basis, dims=([1], [0]))
+        return m if carrier is None else m * carrier
     yt = torch.as_tensor(y, device=dev).to(cdt)
     if nd == 2:
         target, acquired = model.data_rows(yt).contiguous(), None
@@ -285,10 +321,10 @@ def joint_motion_coils_lbfgs(
         if design is not None:  # one motion pass serves the coil solve and the prediction
             moved = rigid2d_torch(x, th)
             a = design.solve(moved.detach())
-            pred = model.rows_of_moved(moved, torch.tensordot(a, basis, dims=([1], [0])))
+            pred = model.rows_of_moved(moved, maps_of(a))
         else:
             a = solve_coils(x.detach(), th.detach())
-            pred = predict(x, th, torch.tensordot(a, basis, dims=([1], [0])))
+            pred = predict(x, th, maps_of(a))
         state["a"] = a
         loss = torch.view_as_real(pred - target).pow(2).sum() / ynorm
         loss.backward()

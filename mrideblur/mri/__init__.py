@@ -15,7 +15,7 @@ from ..estimators.api import correct, correct_magnitude_image
 from ..estimators.autofocus import autofocus
 from ..estimators.base import Result
 from ..estimators.catalogue import methods as _methods
-from ..physics.coils import PolynomialCoilModel, estimate_sens, normalize_sens, simulate_sens
+from ..physics.coils import PolynomialCoilModel, coil_carriers, estimate_sens, normalize_sens, simulate_sens
 from ..physics.fourier import fft, ifft
 from ..physics.multishot import MultiShotSense
 from ..physics.multishot_torch import MultiShotSenseTorch
@@ -37,6 +37,7 @@ __all__ = [
     "MultiShotSenseTorch",
     "PolynomialCoilModel",
     "RigidMotion",
+    "coil_carriers",
     "estimate_sens",
     "fft",
     "ifft",

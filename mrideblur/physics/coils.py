@@ -8,7 +8,8 @@ Maps are complex arrays ``(coils, ny, nx)`` (or ``(coils, nz, ny, nx)``) normali
 - :func:`simulate_sens`: sigpy's birdcage model or a ring of small loop coils;
 - :class:`PolynomialCoilModel`: ``S_c(r) = sum_b a_{cb} phi_b(r)`` with ``phi_b`` Legendre
   polynomials of low total degree — the few-coefficient coil model JSMoCo (Chen et al. 2025)
-  fits jointly with motion.
+  fits jointly with motion — optionally times a per-coil linear-phase carrier
+  (:func:`coil_carriers`) for arrays whose phase winds faster than a polynomial can follow.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ __all__ = [
     "normalize_sens",
     "simulate_sens",
     "PolynomialCoilModel",
+    "coil_carriers",
+    "CARRIER_MIN_LINES",
     "SENS_METHODS",
     "COIL_MODELS",
 ]
@@ -140,27 +143,82 @@ def simulate_sens(shape: tuple[int, ...], ncoil: int = 8, model: str = "birdcage
     return normalize_sens(maps)
 
 
+#: A coil's carrier is kept on an axis only when its map's spectrum peaks at least this many
+#: k-space lines off DC (the polynomial follows one cycle of phase across the field of view
+#: to ~1%: the Legendre fit of ``exp(i pi t)`` at degree 6; two or more it does not).
+CARRIER_MIN_LINES = 2
+
+
+def coil_carriers(sens: np.ndarray, min_lines: int = CARRIER_MIN_LINES) -> np.ndarray:
+    """Each coil's dominant linear phase: the peak of ``|F S_c|``, in k-space lines off DC.
+
+    A coil map whose phase winds across the object (a small loop coil, an off-centre array
+    element) is ``S_c(r) = exp(2 pi i k_c . (r - N // 2) / N) s_c(r)`` with a slowly varying
+    ``s_c``; its spectrum is ``s_c``'s shifted by ``k_c``.  The polynomial model then describes
+    ``s_c`` and the carrier the winding.
+
+    Parameters
+    ----------
+    sens : (coils, ny, nx) or (coils, nz, ny, nx) complex
+        Coil maps (ESPIRiT, coil images: anything with the right phase).
+    min_lines : int
+        Per axis, a peak nearer to DC than this is set to 0 (no carrier on that axis).
+
+    Returns
+    -------
+    (coils, ndim) int64: ``(ky, kx)`` or ``(kz, ky, kx)`` cycles per field of view.
+    """
+    s = np.asarray(sens)
+    if s.ndim not in (3, 4):
+        raise ValueError(f"sens: expected (coils, ny, nx) or (coils, nz, ny, nx), got {s.shape}")
+    axes = tuple(range(1, s.ndim))
+    spec = np.abs(np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(s, axes=axes), axes=axes), axes=axes))
+    out = np.zeros((s.shape[0], s.ndim - 1), dtype=np.int64)
+    for c in range(s.shape[0]):
+        peak = np.unravel_index(int(np.argmax(spec[c])), spec.shape[1:])
+        k = np.array(peak) - np.array(spec.shape[1:]) // 2
+        out[c] = np.where(np.abs(k) >= min_lines, k, 0)
+    return out
+
+
 class PolynomialCoilModel:
-    """Smooth coil maps from a few coefficients: ``S_c(r) = sum_b a_{cb} phi_b(r)``.
+    r"""Smooth coil maps from a few coefficients: ``S_c(r) = e_c(r) sum_b a_{cb} phi_b(r)``.
 
     ``phi_b`` are products of Legendre polynomials in coordinates scaled to ``[-1, 1]`` over the
     field of view, of total degree ``<= degree`` (``(d + 1)(d + 2) / 2`` functions in 2D), made
     orthonormal over the grid (or over ``mask``) so the coefficients are well conditioned.
+    ``e_c`` is coil ``c``'s carrier,
+
+    .. math:: e_c(r) = \exp\Big(2 \pi i \sum_{ax} k_{c,ax} \frac{r_{ax} - N_{ax} // 2}{N_{ax}}\Big),
+
+    1 without ``carriers``: a map whose phase winds by ``k`` cycles across the field of view
+    needs a polynomial of degree well above ``pi k`` (a Gaussian-blob coil with 3 cycles: 56%
+    error at degree 6, 22% at degree 10, 1.2% at degree 6 with its carrier; measured).
 
     Parameters
     ----------
     shape : (ny, nx) or (nz, ny, nx)
     degree : int
         Total polynomial degree (JSMoCo uses low orders; 4-6 describes typical head coils).
+    carriers : (coils, ndim) int array, optional
+        Cycles per field of view of every coil's carrier along each axis (:func:`coil_carriers`);
+        all zero or ``None``: no carrier.
     """
 
-    def __init__(self, shape: tuple[int, ...], degree: int = 5):
+    def __init__(self, shape: tuple[int, ...], degree: int = 5, carriers: np.ndarray | None = None):
         self.shape = tuple(int(s) for s in shape)
         if len(self.shape) not in (2, 3):
             raise ValueError(f"shape: expected (ny, nx) or (nz, ny, nx), got {shape}")
         if degree < 0:
             raise ValueError(f"degree: expected >= 0, got {degree}")
         self.degree = int(degree)
+        self.carriers: np.ndarray | None = None
+        if carriers is not None:
+            k = np.asarray(carriers)
+            if k.ndim != 2 or k.shape[1] != len(self.shape) or k.dtype.kind not in "iu":
+                raise ValueError(f"carriers: expected integer (coils, {len(self.shape)}), got {k.dtype} {k.shape}")
+            if np.any(k != 0):
+                self.carriers = k.astype(np.int64)
         coords = [np.polynomial.legendre.legvander(np.linspace(-1, 1, n), degree) for n in self.shape]
         funcs, powers_kept = [], []
         for powers in np.ndindex(*([degree + 1] * len(self.shape))):
@@ -186,19 +244,48 @@ class PolynomialCoilModel:
     def nbasis(self) -> int:
         return self.basis.shape[0]
 
+    def carrier_phase(self, axis: int) -> np.ndarray | None:
+        """``(coils, n_axis)`` complex128: every coil's carrier along one axis (``axis`` counted
+        over the image axes, so ``-1`` is x), or ``None`` without carriers."""
+        if self.carriers is None:
+            return None
+        n = self.shape[axis]
+        r = (np.arange(n) - n // 2) / n
+        return np.exp(2j * np.pi * self.carriers[:, axis, None] * r[None])
+
+    def carrier_maps(self) -> np.ndarray | None:
+        """``(coils,) + shape`` complex128 carriers ``e_c``, or ``None`` without carriers."""
+        if self.carriers is None:
+            return None
+        out = np.ones((self.carriers.shape[0],) + self.shape, dtype=np.complex128)
+        for ax in range(len(self.shape)):
+            sh = [self.carriers.shape[0]] + [1] * len(self.shape)
+            sh[1 + ax] = self.shape[ax]
+            out = out * self.carrier_phase(ax).reshape(sh)
+        return out
+
+    def _check_coils(self, ncoil: int, name: str) -> None:
+        if self.carriers is not None and ncoil != self.carriers.shape[0]:
+            raise ValueError(f"{name}: {ncoil} coils, but the model has carriers for {self.carriers.shape[0]}")
+
     def maps(self, coeffs: np.ndarray) -> np.ndarray:
         """Coil maps ``(coils,) + shape`` from coefficients ``(coils, nbasis)`` complex."""
         c = np.asarray(coeffs)
         if c.ndim != 2 or c.shape[1] != self.nbasis:
             raise ValueError(f"coeffs: expected (coils, {self.nbasis}), got {c.shape}")
-        return np.tensordot(c, self.basis, axes=(1, 0))
+        self._check_coils(c.shape[0], "coeffs")
+        out = np.tensordot(c, self.basis, axes=(1, 0))
+        carrier = self.carrier_maps()
+        return out if carrier is None else out * carrier
 
     def maps_torch(self, coeffs):
         """Torch version of :meth:`maps` (differentiable; the basis is moved to the tensor's device)."""
         import torch
 
         b = torch.as_tensor(self.basis, device=coeffs.device, dtype=coeffs.real.dtype)
-        return torch.tensordot(coeffs, b.to(coeffs.dtype), dims=([1], [0]))
+        out = torch.tensordot(coeffs, b.to(coeffs.dtype), dims=([1], [0]))
+        carrier = self.carrier_maps()
+        return out if carrier is None else out * torch.as_tensor(carrier, device=coeffs.device).to(coeffs.dtype)
 
     def fit(self, sens: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
         """Least-squares coefficients ``(coils, nbasis)`` of maps ``(coils,) + shape``.
@@ -208,6 +295,10 @@ class PolynomialCoilModel:
         s = np.asarray(sens)
         if s.shape[1:] != self.shape:
             raise ValueError(f"sens: expected (coils,) + {self.shape}, got {s.shape}")
+        self._check_coils(s.shape[0], "sens")
+        carrier = self.carrier_maps()
+        if carrier is not None:  # |e_c| = 1: fitting e_c^* S_c is the same least squares
+            s = s * carrier.conj()
         B = self.basis.reshape(self.nbasis, -1).T  # (npix, nbasis)
         Y = s.reshape(s.shape[0], -1).T  # (npix, coils)
         if weight is not None:
