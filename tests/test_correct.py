@@ -152,7 +152,11 @@ def test_starting_maps_fall_back_to_coil_images_where_espirit_fails(coil_model, 
     fit = info["misfit_at_zero_motion"]
     ratio = fit["espirit"] / fit["coil images"]
     if want == "espirit":
-        assert maps is espirit and ratio < ESPIRIT_MISFIT_RATIO
+        assert ratio < ESPIRIT_MISFIT_RATIO  # ESPIRiT's maps, with the coil images' common phase
+        assert np.allclose(np.abs(maps), np.abs(espirit), atol=1e-5)
+        common = maps * np.conj(espirit)
+        assert np.allclose(common, common[:1] * np.abs(espirit) ** 2 / np.maximum(np.abs(espirit[:1]) ** 2, 1e-12),
+                           atol=1e-4)
     else:
         assert ratio > ESPIRIT_MISFIT_RATIO
 
@@ -160,3 +164,19 @@ def test_starting_maps_fall_back_to_coil_images_where_espirit_fails(coil_model, 
             return psnr(sense_recon(y, si, s, motion, max_iter=30), truth, fit_scale=True)
 
         assert quality(maps) > quality(espirit) + 10
+
+
+def test_scanner_phase_gives_espirit_maps_the_coils_own_phase():
+    """sigpy's ESPIRiT makes the first coil's map real, pushing minus its phase onto every map;
+    :func:`scanner_phase` takes the common phase from a reference with the physical phase (here
+    the true maps), leaving each map's magnitude and the phase differences between coils alone."""
+    from mrideblur.estimators.aligned_sense import scanner_phase
+    from mrideblur.mri import simulate_sens
+
+    n = 48
+    yy, xx = np.meshgrid(np.arange(n) - n // 2, np.arange(n) - n // 2, indexing="ij")
+    true = simulate_sens((n, n), 6) * np.exp(2j * np.pi * (3 * xx + np.arange(6)[:, None, None] * yy) / n)
+    sigpy_like = true * np.conj(true[0] / np.abs(true[0]))[None]   # coil 0 made real
+    assert np.abs(np.angle(sigpy_like[0])).max() < 1e-5
+    fixed = scanner_phase(sigpy_like, true)
+    assert np.allclose(fixed, true, atol=1e-5)
