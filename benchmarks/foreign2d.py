@@ -17,12 +17,15 @@ source), Colin27 (single subject), the INIA19 macaque template and sigpy's Shepp
 (none of them in the prior's training data; all four were used while developing the
 estimators, so none is a held-out test of those).
 
+A second table varies the acquisition on Colin27 at R = 2 (aligned-SENSE only): arrays of 4, 16
+and 32 such coils, 12 or 32 calibration lines, 3% noise.
+
 Rows per case: uncorrected (``correct(..., "none")``: coils estimated, no motion), aligned-SENSE
 and JSMoCo as a user runs them (``correct(kspace, shot_index, method)``, defaults, coils
 estimated), and the oracle (CG-SENSE, true motion and coils, 30 iterations).  PSNR as
 docs/conventions.md (magnitudes, object mask, least-squares scale), motion RMSE over shots.
 
-Run: ``python benchmarks/foreign2d.py [--workers 2] [--only mni152,colin27] [--accel 1,2]``
+Run: ``python benchmarks/foreign2d.py [--workers 2] [--tables sources,arrays] [--only mni152,colin27] [--accel 1,2]``
 (one torch thread per case; writes ``benchmarks/foreign2d.md`` and the rows to
 ``benchmarks/foreign2d.jsonl``; ``--report-only`` rewrites the table from the jsonl).
 """
@@ -52,6 +55,8 @@ HERE = Path(__file__).resolve().parent
 SOURCES = (("mni152", "axial", "prior's training source"), ("colin27", "coronal", "not in the prior's data"),
            ("inia19", "axial", "not in the prior's data"), ("shepp-logan", "", "not in the prior's data"))
 METHODS = ("uncorrected", "aligned-sense", "jsmoco", "oracle")
+#: The arrays table: (coils, calibration lines, noise).
+ARRAY_CASES = ((4, 24, 0.01), (16, 24, 0.01), (32, 24, 0.01), (8, 12, 0.01), (8, 32, 0.01), (8, 24, 0.03))
 
 
 def image_of(name: str, plane: str, n: int) -> np.ndarray:
@@ -91,7 +96,7 @@ def coils(n: int, ncoil: int, rng: np.random.Generator, cycles: float = 3.0) -> 
 
 
 def simulate2d(name: str, plane: str, n: int, accel: int, seed: int, ncoil: int = 8, nshot: int = 16,
-               max_motion: float = 3.0, noise: float = 0.01) -> dict:
+               max_motion: float = 3.0, noise: float = 0.01, acs: int = 24) -> dict:
     rng = np.random.default_rng(seed)
     img = image_of(name, plane, n).astype(float)
     img = img / img.max()
@@ -99,7 +104,7 @@ def simulate2d(name: str, plane: str, n: int, accel: int, seed: int, ncoil: int 
     phase = 0.8 * np.sin(np.pi * (rng.normal() * yy + rng.normal() * xx) + rng.uniform(0, 6))
     x = img * np.exp(1j * phase)
     sens = coils(n, ncoil, rng)
-    si = make_shot_index(n, nshot, "interleaved", accel=accel, acs=24)
+    si = make_shot_index(n, nshot, "interleaved", accel=accel, acs=acs)
     theta = rng.uniform(-max_motion, max_motion, (nshot, 3))
     theta[0] = 0
     y = np.zeros((ncoil, n, n), complex)
@@ -111,14 +116,14 @@ def simulate2d(name: str, plane: str, n: int, accel: int, seed: int, ncoil: int 
     return dict(kspace=y.astype(np.complex64), shot_index=si, truth=x.astype(np.complex64), motion=theta, sens=sens)
 
 
-def run_case(job: tuple) -> list[dict]:
+def run_case(job: dict) -> list[dict]:
     import torch
 
     torch.set_num_threads(1)
-    name, plane, role, n, accel, seed = job
-    c = simulate2d(name, plane, n, accel, seed)
+    c = simulate2d(job["name"], job["plane"], job["size"], job["accel"], job["seed"], ncoil=job["ncoil"],
+                   acs=job["acs"], noise=job["noise"])
     rows = []
-    for method in METHODS:
+    for method in job["methods"]:
         t = time.perf_counter()
         note = ""
         if method == "oracle":
@@ -131,29 +136,40 @@ def run_case(job: tuple) -> list[dict]:
                                           f"rejected shots {fit['rejected_shots']}" if fit.get("rejected_shots") else "")
                               if s])
         e = mot - c["motion"]
-        rows.append(dict(source=name + (f" {plane}" if plane else ""), role=role, size=n, accel=accel, seed=seed,
-                         method=method, psnr=psnr(img, c["truth"], fit_scale=True),
+        rows.append(dict(table=job["table"], source=job["name"] + (f" {job['plane']}" if job["plane"] else ""),
+                         role=job["role"], size=job["size"], accel=job["accel"], seed=job["seed"], ncoil=job["ncoil"],
+                         acs=job["acs"], noise=job["noise"], method=method, psnr=psnr(img, c["truth"], fit_scale=True),
                          rot=float(np.sqrt(np.mean(e[:, 0] ** 2))), trans=float(np.sqrt(np.mean(e[:, 1:] ** 2))),
                          seconds=time.perf_counter() - t, note=note))
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
-def write_markdown(rows: list[dict], out: Path, command: str, when: str) -> None:
-    cases: dict = {}
-    for r in rows:
-        cases.setdefault((r["source"], r["accel"]), {})[r["method"]] = r
-    lines = [
-        "# Slices from a foreign simulator: coils with winding phase, per source", "",
-        f"- Command: `{command}`", f"- {when}",
-        "- Cases: 192x192, 8 Gaussian-blob coils with a linear phase of up to +-3 cycles per field of view each, "
-        "16 interleaved shots, random motion up to +-3 deg / +-3 px, 1% noise, 24 calibration lines, coils "
-        "estimated; moved with `scipy.ndimage.affine_transform` (the module docstring). PSNR in dB "
-        "(docs/conventions.md); motion RMSE in degrees / pixels; seconds of one correction on one thread.", "",
-        "| source | role | R | uncorrected | aligned-SENSE | JSMoCo | oracle | aligned gap | JSMoCo gap | "
-        "JSMoCo - aligned | rot / trans aligned | rot / trans JSMoCo | s aligned | s JSMoCo | notes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+def jobs(size: int, accel: list[int], only: list[str], tables: list[str]) -> list[dict]:
+    """The sources table (every source, R in ``accel``, 8 coils, ACS 24, 1% noise, all four
+    methods) and the arrays table (Colin27 coronal, R = 2, aligned-SENSE only: 4, 16 and 32
+    coils; 8 coils with 12 or 32 calibration lines; 8 coils with 3% noise)."""
+    out = []
+    seed = 700
+    if "sources" in tables:
+        for name, plane, role in SOURCES:
+            for r in accel:
+                seed += 1
+                if not only or name in only:
+                    out.append(dict(table="sources", name=name, plane=plane, role=role, size=size, accel=r, seed=seed,
+                                    ncoil=8, acs=24, noise=0.01, methods=METHODS))
+    if "arrays" in tables:
+        for i, (ncoil, acs, noise) in enumerate(ARRAY_CASES):
+            out.append(dict(table="arrays", name="colin27", plane="coronal", role="not in the prior's data",
+                            size=size, accel=2, seed=800 + i, ncoil=ncoil, acs=acs, noise=noise,
+                            methods=("uncorrected", "aligned-sense", "oracle")))
+    return out
+
+
+def _sources_table(cases: dict) -> tuple[list[str], int]:
+    lines = ["| source | role | R | uncorrected | aligned-SENSE | JSMoCo | oracle | aligned gap | JSMoCo gap | "
+             "JSMoCo - aligned | rot / trans aligned | rot / trans JSMoCo | s aligned | s JSMoCo | notes |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     below = 0
     for (source, accel), m in sorted(cases.items()):
         if not all(k in m for k in METHODS):
@@ -165,7 +181,52 @@ def write_markdown(rows: list[dict], out: Path, command: str, when: str) -> None
                      f"{o - a:.2f} | {o - j:.2f} | {j - a:+.2f} | {m['aligned-sense']['rot']:.3f} / "
                      f"{m['aligned-sense']['trans']:.3f} | {m['jsmoco']['rot']:.3f} / {m['jsmoco']['trans']:.3f} | "
                      f"{m['aligned-sense']['seconds']:.0f} | {m['jsmoco']['seconds']:.0f} | {notes} |")
-    lines += ["", f"Results below the uncorrected image: {below}."]
+    return lines, below
+
+
+def _arrays_table(cases: dict) -> tuple[list[str], int]:
+    lines = ["| coils | calibration lines | noise | uncorrected | aligned-SENSE | oracle | gap | rot / trans | s | notes |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    below = 0
+    for (ncoil, acs, noise), m in sorted(cases.items()):
+        if not all(k in m for k in ("uncorrected", "aligned-sense", "oracle")):
+            continue
+        u, a, o = m["uncorrected"]["psnr"], m["aligned-sense"]["psnr"], m["oracle"]["psnr"]
+        below += a < u
+        lines.append(f"| {ncoil} | {acs} | {100 * noise:.0f}% | {u:.2f} | {a:.2f} | {o:.2f} | {o - a:.2f} | "
+                     f"{m['aligned-sense']['rot']:.3f} / {m['aligned-sense']['trans']:.3f} | "
+                     f"{m['aligned-sense']['seconds']:.0f} | {m['aligned-sense']['note']} |")
+    return lines, below
+
+
+def write_markdown(rows: list[dict], out: Path, command: str) -> None:
+    sources: dict = {}
+    arrays: dict = {}
+    for r in rows:
+        if r.get("table", "sources") == "sources":
+            sources.setdefault((r["source"], r["accel"]), {})[r["method"]] = r
+        else:
+            arrays.setdefault((r["ncoil"], r["acs"], r["noise"]), {})[r["method"]] = r
+    lines = [
+        "# Slices from a foreign simulator: coils with winding phase, per source", "",
+        f"- Command: `{command}`"] + [
+        f"- Run ({', '.join(sorted({r.get('table', 'sources') for r in rows if r.get('when') == w}))} table): {w}"
+        for w in sorted({r.get("when", "") for r in rows})] + [
+
+        "- Simulator: Gaussian-blob coils with a linear phase of up to +-3 cycles per field of view each, "
+        "16 interleaved shots, random motion up to +-3 deg / +-3 px, coils estimated, 192x192; moved with "
+        "`scipy.ndimage.affine_transform` (the module docstring). PSNR in dB (docs/conventions.md); motion RMSE "
+        "in degrees / pixels; seconds of one correction on one thread.", ""]
+    below = 0
+    if sources:
+        t, b = _sources_table(sources)
+        below += b
+        lines += ["## Per source (8 coils, 24 calibration lines, 1% noise)", ""] + t + [""]
+    if arrays:
+        t, b = _arrays_table(arrays)
+        below += b
+        lines += ["## Coil arrays, calibration and noise (Colin27 coronal, R = 2, aligned-SENSE)", ""] + t + [""]
+    lines += [f"Results below the uncorrected image: {below}."]
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -173,33 +234,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--size", type=int, default=192)
-    ap.add_argument("--only", default="", help="comma-separated sources (default: all)")
-    ap.add_argument("--accel", default="1,2")
+    ap.add_argument("--only", default="", help="comma-separated sources of the sources table (default: all)")
+    ap.add_argument("--accel", default="1,2", help="accelerations of the sources table")
+    ap.add_argument("--tables", default="sources,arrays", help="sources, arrays or both")
     ap.add_argument("--out", type=Path, default=HERE / "foreign2d.md")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     jsonl = args.out.with_suffix(".jsonl")
-    command = "python benchmarks/foreign2d.py" + "".join(
-        f" {a}" for a in sys.argv[1:] if a != "--report-only")
+    command = "python benchmarks/foreign2d.py" + "".join(f" {a}" for a in sys.argv[1:] if a != "--report-only")
     if not args.report_only:
-        only = [s for s in args.only.split(",") if s]
-        jobs, seed = [], 700
-        for name, plane, role in SOURCES:
-            for accel in (int(a) for a in args.accel.split(",")):
-                seed += 1
-                if not only or name in only:
-                    jobs.append((name, plane, role, args.size, accel, seed))
+        todo = jobs(args.size, [int(a) for a in args.accel.split(",")], [s for s in args.only.split(",") if s],
+                    args.tables.split(","))
         t0 = time.time()
         load0 = os.getloadavg()[0]
         with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-            rows = [r for case in pool.imap(run_case, jobs) for r in case]
+            rows = [r for case in pool.imap(run_case, todo) for r in case]
         when = (f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; mrideblur {__version__}; "
                 f"{os.cpu_count()} CPU cores, {args.workers} case(s) at a time; load average before {load0:.1f}, "
                 f"after {os.getloadavg()[0]:.1f}; total {time.time() - t0:.0f} s")
         with open(jsonl, "w", encoding="utf-8") as fh:
             fh.write("".join(json.dumps({**r, "when": when}) + "\n" for r in rows))
     rows = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
-    write_markdown(rows, args.out, command, rows[0]["when"] if rows else "")
+    write_markdown(rows, args.out, command)
     print(f"wrote {args.out}")
 
 
