@@ -99,7 +99,10 @@ def _correct_one(y: np.ndarray, si: np.ndarray, sens: np.ndarray | None, method:
                  progress: ProgressFn | None, cancel: CancelFn | None, safeguards: dict[str, bool]) -> Result:
     entry = find("kspace", method)
     res = entry.run_function()(y, si, sens, options, progress, cancel)
-    return safeguard(y, si, res, method, stacklevel=4, **safeguards)  # never a worse image silently
+    resolver = entry.resolve_function()  # the estimator's own image after a shot rejection
+    resolve = None if resolver is None else (
+        lambda kept_si, kept_motion, x0: resolver(y, kept_si, res.sens, kept_motion, x0, options))
+    return safeguard(y, si, res, method, stacklevel=4, resolve=resolve, **safeguards)  # never a worse image silently
 
 
 @with_threads

@@ -79,6 +79,10 @@ class Entry:
         Name of its options dataclass in that module.
     run : str
         Name of its run function in that module.
+    resolve : str
+        k-space methods: name of the function that re-solves the image for fixed motion and coil
+        maps after the safeguard rejected shots, ``resolve(kspace, shot_index, sens, motion, x0,
+        options) -> (image, uncertainty or None)``; empty: CG-SENSE (30 iterations from ``x0``).
     """
 
     problem: str
@@ -90,6 +94,7 @@ class Entry:
     module: str
     options: str = "Options"
     run: str = "run"
+    resolve: str = ""
 
     def _module(self):
         return importlib.import_module(f"mrideblur.estimators.{self.module}")
@@ -101,6 +106,10 @@ class Entry:
     def run_function(self) -> Callable[..., Any]:
         """The run function (imports the module)."""
         return getattr(self._module(), self.run)
+
+    def resolve_function(self) -> Callable[..., Any] | None:
+        """The image re-solve after shot rejection (imports the module), or None: CG-SENSE."""
+        return getattr(self._module(), self.resolve) if self.resolve else None
 
     def option_names(self) -> frozenset[str]:
         """Names of the fields of the options dataclass (imports the module)."""
@@ -150,7 +159,8 @@ CATALOGUE: tuple[Entry, ...] = (
           "per-shot rigid motion, coil maps", "Tikhonov (early stop)", "point", "aligned_sense",
           "AlignedSenseOptions"),
     Entry("kspace", "jsmoco", "JSMoCo (Chen et al. 2025): motion and coils along a diffusion posterior sweep",
-          "per-shot rigid motion, coil maps", "diffusion score", "posterior", "jsmoco", "JSMoCoOptions"),
+          "per-shot rigid motion, coil maps", "diffusion score", "posterior", "jsmoco", "JSMoCoOptions",
+          resolve="resolve"),
     # magnitude images (NIfTI), no raw data
     Entry("magnitude", "step-autofocus", "one move per scan, searched globally under the modulus model",
           "step shot, rot, ty, tx", "TV + l1 + non-negativity", "profiled", "autofocus_step",

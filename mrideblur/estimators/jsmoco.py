@@ -27,6 +27,7 @@ uncertainty of the image.
 from __future__ import annotations
 
 import time
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,7 @@ from .aligned_sense import AlignedSenseOptions, fit_coil_coeffs, start
 from .base import CancelFn, Cancelled, ProgressFn, Result, check_cancel, one_of, positive_int
 from .mri_common import mri_report
 
-__all__ = ["JSMoCoOptions", "estimate_noise_sigma", "jsmoco", "run"]
+__all__ = ["JSMoCoOptions", "estimate_noise_sigma", "jsmoco", "resolve", "run"]
 
 SAMPLERS = ("fast", "pc")
 INITS = ("aligned-sense", "espirit")
@@ -309,6 +310,32 @@ def load_prior(prior: Any, device: str = "cpu"):
     if prior is None:
         return ScorePrior.default(device)
     return prior if isinstance(prior, ScorePrior) else ScorePrior.load(prior, device=device)
+
+
+def resolve(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray, motion: np.ndarray, image: np.ndarray,
+            options: JSMoCoOptions) -> tuple[np.ndarray, np.ndarray | None]:
+    """The posterior sweep again with the motion and maps held fixed (``motion_every = coil_every
+    = 0``), from ``image``: JSMoCo's image on a shot map from which the safeguard
+    (:func:`~mrideblur.estimators.safeguards.safeguard`) dropped shots, so the prior is kept.
+
+    Parameters
+    ----------
+    kspace : (coils, ky, kx) complex
+    shot_index : (ky,) int, the rejected shots' lines ``-1``
+    sens : (coils, ny, nx) complex, the estimate's maps
+    motion : (nshot_kept, 3) float, the kept shots' motion (degrees, pixels)
+    image : (ny, nx) complex, the start (frame of the original shot 0)
+    options : JSMoCoOptions
+
+    Returns
+    -------
+    (posterior mean complex64 (ny, nx), uncertainty float32 (ny, nx) or None)
+    """
+    prior = load_prior(options.prior, options.device)
+    fixed = dataclasses.replace(options, motion_every=0, coil_every=0)
+    out = jsmoco(kspace, shot_index, sens, motion, image, prior, fixed, estimate_coils=False, seed=options.seed,
+                 device=options.device)
+    return out["image"], out["uncertainty"]
 
 
 def run(kspace: np.ndarray, shot_index: np.ndarray, sens: np.ndarray | None, options: JSMoCoOptions,
