@@ -149,13 +149,16 @@ def simulate_sens(shape: tuple[int, ...], ncoil: int = 8, model: str = "birdcage
 CARRIER_MIN_LINES = 2
 
 
-def coil_carriers(sens: np.ndarray, min_lines: int = CARRIER_MIN_LINES) -> np.ndarray:
+def coil_carriers(sens: np.ndarray, min_lines: int = CARRIER_MIN_LINES, degree: int | None = 6) -> np.ndarray:
     """Each coil's dominant linear phase: the peak of ``|F S_c|``, in k-space lines off DC.
 
     A coil map whose phase winds across the object (a small loop coil, an off-centre array
     element) is ``S_c(r) = exp(2 pi i k_c . (r - N // 2) / N) s_c(r)`` with a slowly varying
     ``s_c``; its spectrum is ``s_c``'s shifted by ``k_c``.  The polynomial model then describes
-    ``s_c`` and the carrier the winding.
+    ``s_c`` and the carrier the winding.  A carrier is kept only where the polynomial of
+    ``degree`` fits the map better with it than without (least squares where the map is
+    nonzero): a spectrum peak off DC that is not a winding (a map shaped by the object's edge,
+    noise) changes nothing.
 
     Parameters
     ----------
@@ -163,6 +166,8 @@ def coil_carriers(sens: np.ndarray, min_lines: int = CARRIER_MIN_LINES) -> np.nd
         Coil maps (ESPIRiT, coil images: anything with the right phase).
     min_lines : int
         Per axis, a peak nearer to DC than this is set to 0 (no carrier on that axis).
+    degree : int or None
+        Degree of the polynomial model the carriers are for; None skips the fit check.
 
     Returns
     -------
@@ -178,6 +183,16 @@ def coil_carriers(sens: np.ndarray, min_lines: int = CARRIER_MIN_LINES) -> np.nd
         peak = np.unravel_index(int(np.argmax(spec[c])), spec.shape[1:])
         k = np.array(peak) - np.array(spec.shape[1:]) // 2
         out[c] = np.where(np.abs(k) >= min_lines, k, 0)
+    if degree is not None and np.any(out):
+        support = (np.abs(s) > 0).any(axis=0).astype(float)
+        plain = PolynomialCoilModel(s.shape[1:], degree)
+        modulated = PolynomialCoilModel(s.shape[1:], degree, out)
+
+        def misfit(model: PolynomialCoilModel) -> np.ndarray:
+            r = (model.maps(model.fit(s, support)) - s) * support
+            return np.sum(np.abs(r) ** 2, axis=axes)
+
+        out[misfit(modulated) >= misfit(plain)] = 0
     return out
 
 
