@@ -152,11 +152,8 @@ def test_starting_maps_fall_back_to_coil_images_where_espirit_fails(coil_model, 
     fit = info["misfit_at_zero_motion"]
     ratio = fit["espirit"] / fit["coil images"]
     if want == "espirit":
-        assert ratio < ESPIRIT_MISFIT_RATIO  # ESPIRiT's maps, with the coil images' common phase
-        assert np.allclose(np.abs(maps), np.abs(espirit), atol=1e-5)
-        common = maps * np.conj(espirit)
-        assert np.allclose(common, common[:1] * np.abs(espirit) ** 2 / np.maximum(np.abs(espirit[:1]) ** 2, 1e-12),
-                           atol=1e-4)
+        assert ratio < ESPIRIT_MISFIT_RATIO
+        assert maps is espirit and not info["scanner_phase"]  # birdcage phase does not wind
     else:
         assert ratio > ESPIRIT_MISFIT_RATIO
 

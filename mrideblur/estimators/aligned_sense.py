@@ -566,8 +566,12 @@ def _check_initial_maps(y: np.ndarray, si: np.ndarray, espirit: np.ndarray, cali
         x = sense_recon(y, si, S, zero, max_iter=INITIAL_MAPS_CG)
         fit[name] = residuals(y, si, S, zero, x)[0]
     use = "coil images" if fit["espirit"] > ESPIRIT_MISFIT_RATIO * fit["coil images"] else "espirit"
-    return (smooth if use == "coil images" else scanner_phase(espirit, smooth)), {"misfit_at_zero_motion": fit,
-                                                                                  "used": use}
+    info = {"misfit_at_zero_motion": fit, "used": use}
+    if use == "coil images":
+        return smooth, info
+    # arrays whose phase winds: ESPIRiT's coil-0 phase convention breaks the motion model
+    info["scanner_phase"] = bool(y.ndim == 3 and np.any(coil_carriers(smooth)))
+    return (scanner_phase(espirit, smooth) if info["scanner_phase"] else espirit), info
 
 
 def scanner_phase(maps: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -577,13 +581,16 @@ def scanner_phase(maps: np.ndarray, reference: np.ndarray) -> np.ndarray:
     coil's map real: every map then carries minus that coil's phase, and the image plus it.
     Without motion any common phase is equivalent; with motion it is not, because the maps stay
     in the scanner frame while the image (and the phase pushed onto it) moves.  Where the first
-    coil's phase winds (a loop or an off-centre element, cycles across the field of view) the
-    moved phase ramp no longer matches the data: the smoothed coil images of the data
-    (:func:`refine_sens`, phase = each coil's own plus the object's smooth phase) give the
-    reference.  Where the maps are zero (ESPIRiT's mask) they stay zero.  A foreign-simulator
-    Shepp-Logan slice (192 px, 8 Gaussian-blob coils with up to 3 cycles of linear phase each,
-    R = 1, coils estimated; benchmarks/foreign2d.py): 30.0 dB with sigpy's phase, 35.1 with this
-    one (oracle 35.1).
+    coil's phase winds (a loop or an off-centre element, cycles across the field of view), and
+    is ill-defined where that coil sees little, the moved phase no longer matches the data: the
+    smoothed coil images of the data (:func:`refine_sens`, phase = each coil's own plus the
+    object's smooth phase) give the reference.  Where the maps are zero (ESPIRiT's mask) they
+    stay zero.  Used only for arrays whose phase winds (:func:`_check_initial_maps`): the
+    object's phase it also gives the scanner-frame maps cost a birdcage case (benchmarks/speed.py)
+    625 joint-stage iterations instead of 275 for +0.4 dB; keeping only the linear part of
+    ``p`` lost the gain below on the foreign case (29.0 dB).  A foreign-simulator Shepp-Logan
+    slice (192 px, 8 Gaussian-blob coils with up to 3 cycles of linear phase each, R = 1, coils
+    estimated; benchmarks/foreign2d.py): 30.0 dB with sigpy's phase, 35.1 with this one (oracle 35.1).
     """
     z = np.sum(reference * np.conj(maps), axis=0)
     return (maps * np.exp(1j * np.angle(z))[None]).astype(maps.dtype)
