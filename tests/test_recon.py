@@ -149,6 +149,6 @@ def test_coil_carriers_find_each_coils_winding_phase():
         maps.append(blob * np.exp(2j * np.pi * (ky * yy + kx * xx) / n + 1j * c))
     maps = normalize_sens(np.array(maps))
     found = coil_carriers(maps)
-    assert found.tolist() == [[3, -2], [0, 5], [-4, 1], [0, 0]]
-    assert coil_carriers(maps, min_lines=2).tolist()[2] == [-4, 0]
+    assert found.tolist() == [[3, -2], [0, 5], [-4, 0], [0, 0]]
+    assert coil_carriers(maps, min_lines=1).tolist()[2] == [-4, 1]
     assert not np.any(coil_carriers(simulate_sens((n, n), 8)))  # birdcage maps: no carrier

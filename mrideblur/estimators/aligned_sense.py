@@ -508,12 +508,6 @@ COIL_OPTIONS = ("espirit", "joint")
 #: 3 voxels): ratio 4.4; under the true motion ESPIRiT's maps give 12.8 dB, the coil images
 #: 30.2, three exact coil fits from them 37.0, the true maps 40.7 (2026-12-06).
 ESPIRIT_MISFIT_RATIO = 3.0
-#: An ESPIRiT start takes the coil images' common phase (:func:`scanner_phase`) when some coil
-#: image winds by at least this many cycles across the field of view on an axis.  Two, not the
-#: carriers' one: the coil images also carry the object's smooth phase, which puts one-line
-#: peaks on birdcage arrays (96 px MNI152, the package's simulator), where the switch only
-#: slows the joint stage (275 -> 625 iterations on the speed case).
-WINDING_LINES = 2
 INITIAL_MAPS_CG = 10
 
 
@@ -576,7 +570,7 @@ def _check_initial_maps(y: np.ndarray, si: np.ndarray, espirit: np.ndarray, cali
     if use == "coil images":
         return smooth, info
     # arrays whose phase winds: ESPIRiT's coil-0 phase convention breaks the motion model
-    info["scanner_phase"] = bool(y.ndim == 3 and np.any(coil_carriers(smooth, WINDING_LINES)))
+    info["scanner_phase"] = bool(y.ndim == 3 and np.any(coil_carriers(smooth)))
     return (scanner_phase(espirit, smooth) if info["scanner_phase"] else espirit), info
 
 

@@ -144,12 +144,9 @@ def simulate_sens(shape: tuple[int, ...], ncoil: int = 8, model: str = "birdcage
 
 
 #: A coil's carrier is kept on an axis only when its map's spectrum peaks at least this many
-#: k-space lines off DC (and the fit check of :func:`coil_carriers` agrees).  1, not 2: a 96 px
-#: Colin27 slice with 8 Gaussian-blob coils of up to 3 cycles each (R = 2, development check)
-#: reached 35.0 dB with the carriers of 2 lines and more, 39.9 with those of 1 and more, 40.0 with
-#: the true maps' carriers (oracle 40.8) — one cycle on one axis next to two on the other is
-#: more than degree 6 follows.  Birdcage starting maps get none either way.
-CARRIER_MIN_LINES = 1
+#: k-space lines off DC (the polynomial follows one cycle of phase across the field of view
+#: to ~1%: the Legendre fit of ``exp(i pi t)`` at degree 6; two or more it does not).
+CARRIER_MIN_LINES = 2
 
 
 def coil_carriers(sens: np.ndarray, min_lines: int = CARRIER_MIN_LINES, degree: int | None = 6) -> np.ndarray:
