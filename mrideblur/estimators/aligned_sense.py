@@ -699,8 +699,12 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
             cancel=cancel, step_offset=offset, total_steps=total, reference=ref)
         return img, mot, normalize_sens(coil_model.maps(coeffs)), h
 
-    # slices: each coil's winding phase rides on a carrier taken from the starting maps
-    coil_model = PolynomialCoilModel(y.shape[1:], COIL_DEGREE, coil_carriers(sens) if y.ndim == 3 else None)
+    # slices: each coil's winding phase rides on a carrier taken from the starting maps; in an
+    # array that winds (some coil by two lines or more) down to one line
+    carriers = coil_carriers(sens) if y.ndim == 3 else None
+    if carriers is not None and np.any(carriers):
+        carriers = coil_carriers(sens, 1)
+    coil_model = PolynomialCoilModel(y.shape[1:], COIL_DEGREE, carriers)
     if coil_model.carriers is not None:
         history["coil_carriers"] = coil_model.carriers.tolist()
     # whole passes first (a way out of the basin of the first maps), then local full-resolution rounds

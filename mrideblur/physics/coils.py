@@ -145,11 +145,12 @@ def simulate_sens(shape: tuple[int, ...], ncoil: int = 8, model: str = "birdcage
 
 #: A coil's carrier is kept on an axis only when its map's spectrum peaks at least this many
 #: k-space lines off DC (the polynomial follows one cycle of phase across the field of view
-#: to ~1%: the Legendre fit of ``exp(i pi t)`` at degree 6; two or more it does not).  1 was
-#: tried (2026-12-07): a 96 px Colin27 slice with 8 Gaussian-blob coils of up to 3 cycles each
-#: (R = 2) went from 35.0 to 39.9 dB (oracle 40.8; the true maps' carriers 40.0), but the
-#: package's small-loop arrays then took one-line carriers on 2-10 coils and six of their eight
-#: rows of benchmarks/coils.md fell by 0.1-1.0 dB (32 loops, Colin27 R = 1: 45.95 -> 44.97).
+#: to ~1%: the Legendre fit of ``exp(i pi t)`` at degree 6; two or more it does not).
+#: aligned-SENSE goes down to one line in an array that winds (some coil at two or more): a
+#: 96 px Colin27 slice with 8 Gaussian-blob coils of up to 3 cycles each (R = 2) went from 35.0
+#: to 39.9 dB (oracle 40.8; the true maps' carriers 40.0).  One line everywhere was tried and
+#: dropped (2026-12-07): the package's small-loop arrays then took one-line carriers on 2-10
+#: coils and six of their eight rows of benchmarks/coils.md fell by 0.1-1.0 dB.
 CARRIER_MIN_LINES = 2
 
 
