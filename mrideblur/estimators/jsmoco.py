@@ -26,8 +26,8 @@ uncertainty of the image.
 
 from __future__ import annotations
 
-import time
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
