@@ -152,3 +152,13 @@ def test_coil_carriers_find_each_coils_winding_phase():
     assert found.tolist() == [[3, -2], [0, 5], [-4, 0], [0, 0]]
     assert coil_carriers(maps, min_lines=1).tolist()[2] == [-4, 1]
     assert not np.any(coil_carriers(simulate_sens((n, n), 8)))  # birdcage maps: no carrier
+    # the rule both slice estimators use: one-line carriers only in an array that winds
+    from mrideblur.physics.coils import winding_carriers
+
+    assert winding_carriers(maps).tolist() == coil_carriers(maps, min_lines=1).tolist()
+    one_line = normalize_sens(np.array([m * np.exp(-2j * np.pi * (k[0] * yy + k[1] * xx) / n)
+                                        * np.exp(2j * np.pi * np.sign(k[0] + 0.5) * yy / n)
+                                        for m, k in zip(maps, ks)]))
+    assert not np.any(coil_carriers(one_line)) and winding_carriers(one_line) is None
+    assert winding_carriers(simulate_sens((n, n), 8)) is None
+    assert winding_carriers(np.ones((2, 8, 8, 8), complex)) is None  # volumes take no carriers

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from ..physics.cg import conjugate_gradient
-from ..physics.coils import PolynomialCoilModel, coil_carriers, normalize_sens
+from ..physics.coils import PolynomialCoilModel, coil_carriers, normalize_sens, winding_carriers
 from ..physics.fourier import fft, ifft
 from ..physics.multishot_torch import MultiShotSenseTorch
 from ..physics.motion import rigid2d_batch
@@ -701,10 +701,7 @@ def estimate_motion(y: np.ndarray, si: np.ndarray, sens: np.ndarray, options: Al
 
     # slices: each coil's winding phase rides on a carrier taken from the starting maps; in an
     # array that winds (some coil by two lines or more) down to one line
-    carriers = coil_carriers(sens) if y.ndim == 3 else None
-    if carriers is not None and np.any(carriers):
-        carriers = coil_carriers(sens, 1)
-    coil_model = PolynomialCoilModel(y.shape[1:], COIL_DEGREE, carriers)
+    coil_model = PolynomialCoilModel(y.shape[1:], COIL_DEGREE, winding_carriers(sens, COIL_DEGREE))
     if coil_model.carriers is not None:
         history["coil_carriers"] = coil_model.carriers.tolist()
     # whole passes first (a way out of the basin of the first maps), then local full-resolution rounds

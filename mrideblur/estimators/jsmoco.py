@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ..physics.coils import PolynomialCoilModel, coil_carriers, normalize_sens
+from ..physics.coils import PolynomialCoilModel, normalize_sens, winding_carriers
 from ..physics.multishot_torch import MotionSensePhysics
 from ..prior.samplers import CALLBACK_IMAGES
 from .aligned_sense import AlignedSenseOptions, fit_coil_coeffs, start
@@ -243,7 +243,7 @@ def jsmoco(
     with torch.no_grad():
         res = (phys.model(x0, phys.theta, phys.sens) - yt).cpu().numpy()
     phys.noise_sigma = estimate_noise_sigma(y, si, res)
-    coil_model = (PolynomialCoilModel(y.shape[1:], opt.coil_degree, coil_carriers(sens))  # winding phase: a carrier
+    coil_model = (PolynomialCoilModel(y.shape[1:], opt.coil_degree, winding_carriers(sens, opt.coil_degree))  # winding phase: a carrier
                   if estimate_coils and opt.coil_every else None)
     hist: dict = {"sigma": [], "cost": [], "motion_change": [], "coil_updates": 0}
     t0 = time.perf_counter()

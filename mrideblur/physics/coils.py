@@ -24,6 +24,7 @@ __all__ = [
     "simulate_sens",
     "PolynomialCoilModel",
     "coil_carriers",
+    "winding_carriers",
     "CARRIER_MIN_LINES",
     "SENS_METHODS",
     "COIL_MODELS",
@@ -146,7 +147,7 @@ def simulate_sens(shape: tuple[int, ...], ncoil: int = 8, model: str = "birdcage
 #: A coil's carrier is kept on an axis only when its map's spectrum peaks at least this many
 #: k-space lines off DC (the polynomial follows one cycle of phase across the field of view
 #: to ~1%: the Legendre fit of ``exp(i pi t)`` at degree 6; two or more it does not).
-#: aligned-SENSE goes down to one line in an array that winds (some coil at two or more): a
+#: Slice estimators go down to one line in an array that winds (:func:`winding_carriers`): a
 #: 96 px Colin27 slice with 8 Gaussian-blob coils of up to 3 cycles each (R = 2) went from 35.0
 #: to 39.9 dB (oracle 40.8; the true maps' carriers 40.0).  One line everywhere was tried and
 #: dropped (2026-12-07): the package's small-loop arrays then took one-line carriers on 2-10
@@ -199,6 +200,34 @@ def coil_carriers(sens: np.ndarray, min_lines: int = CARRIER_MIN_LINES, degree: 
 
         out[misfit(modulated) >= misfit(plain)] = 0
     return out
+
+
+def winding_carriers(sens: np.ndarray, degree: int | None = 6) -> np.ndarray | None:
+    """The carriers every slice estimator gives its coil model (aligned-SENSE and JSMoCo alike).
+
+    Two-line carriers first (:func:`coil_carriers` with ``min_lines=2``); if any coil of the
+    array winds that far, every coil's carrier is taken down to one line off DC (see
+    :data:`CARRIER_MIN_LINES` for the measured trade).  Arrays that do not wind keep plain
+    polynomial maps.
+
+    Parameters
+    ----------
+    sens : (coils, ny, nx) complex
+        Starting coil maps of a slice.
+    degree : int or None
+        Degree of the polynomial model (passed to :func:`coil_carriers`).
+
+    Returns
+    -------
+    (coils, 2) int64 carriers, or None where no coil winds (and for volumes, which take none).
+    """
+    s = np.asarray(sens)
+    if s.ndim != 3:
+        return None
+    carriers = coil_carriers(s, CARRIER_MIN_LINES, degree)
+    if not np.any(carriers):
+        return None
+    return coil_carriers(s, 1, degree)
 
 
 class PolynomialCoilModel:
