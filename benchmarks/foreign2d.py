@@ -129,7 +129,8 @@ def run_case(job: dict) -> list[dict]:
         if method == "oracle":
             img, mot = sense_recon(c["kspace"], c["shot_index"], c["sens"], c["motion"], max_iter=30), c["motion"]
         else:
-            r = correct(c["kspace"], c["shot_index"], "none" if method == "uncorrected" else method)
+            extra = {"prior": job["prior"]} if method == "jsmoco" and job.get("prior") else {}
+            r = correct(c["kspace"], c["shot_index"], "none" if method == "uncorrected" else method, **extra)
             img, mot = r.image, r.motion
             fit = r.report.get("data_fit", {})
             note = "; ".join([s for s in ("kept uncorrected" if fit.get("kept_uncorrected") else "",
@@ -140,12 +141,13 @@ def run_case(job: dict) -> list[dict]:
                          role=job["role"], size=job["size"], accel=job["accel"], seed=job["seed"], ncoil=job["ncoil"],
                          acs=job["acs"], noise=job["noise"], method=method, psnr=psnr(img, c["truth"], fit_scale=True),
                          rot=float(np.sqrt(np.mean(e[:, 0] ** 2))), trans=float(np.sqrt(np.mean(e[:, 1:] ** 2))),
-                         seconds=time.perf_counter() - t, note=note))
+                         seconds=time.perf_counter() - t, note=note,
+                         prior=(job.get("prior") or "shipped") if method == "jsmoco" else None))
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
-def jobs(size: int, accel: list[int], only: list[str], tables: list[str]) -> list[dict]:
+def jobs(size: int, accel: list[int], only: list[str], tables: list[str], prior: str | None = None) -> list[dict]:
     """The sources table (every source, R in ``accel``, 8 coils, ACS 24, 1% noise, all four
     methods) and the arrays table (Colin27 coronal, R = 2, aligned-SENSE only: 4, 16 and 32
     coils; 8 coils with 12 or 32 calibration lines; 8 coils with 3% noise)."""
@@ -156,8 +158,9 @@ def jobs(size: int, accel: list[int], only: list[str], tables: list[str]) -> lis
             for r in accel:
                 seed += 1
                 if not only or name in only:
-                    out.append(dict(table="sources", name=name, plane=plane, role=role, size=size, accel=r, seed=seed,
-                                    ncoil=8, acs=24, noise=0.01, methods=METHODS))
+                    out.append(dict(table="sources", name=name, plane=plane, size=size, accel=r, seed=seed,
+                                    role=role if prior is None else f"JSMoCo prior {Path(prior).name}",
+                                    ncoil=8, acs=24, noise=0.01, methods=METHODS, prior=prior))
     if "arrays" in tables:
         for i, (ncoil, acs, noise) in enumerate(ARRAY_CASES):
             out.append(dict(table="arrays", name="colin27", plane="coronal", role="not in the prior's data",
@@ -238,13 +241,14 @@ def main() -> None:
     ap.add_argument("--accel", default="1,2", help="accelerations of the sources table")
     ap.add_argument("--tables", default="sources,arrays", help="sources, arrays or both")
     ap.add_argument("--out", type=Path, default=HERE / "foreign2d.md")
+    ap.add_argument("--prior", default=None, help="JSMoCo's prior weights (default: the shipped ones)")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     jsonl = args.out.with_suffix(".jsonl")
     command = "python benchmarks/foreign2d.py" + "".join(f" {a}" for a in sys.argv[1:] if a != "--report-only")
     if not args.report_only:
         todo = jobs(args.size, [int(a) for a in args.accel.split(",")], [s for s in args.only.split(",") if s],
-                    args.tables.split(","))
+                    args.tables.split(","), args.prior)
         t0 = time.time()
         load0 = os.getloadavg()[0]
         with multiprocessing.get_context("spawn").Pool(args.workers) as pool:

@@ -1,6 +1,6 @@
 """Build 2D complex training/evaluation slices for the diffusion prior.
 
-Two sources:
+Three sources:
 
 - ``--source mni``: every slice of the MNI152 T1 template (:func:`mrideblur.io.anatomy.mni_volume`,
   1 mm) in the three planes (axial, coronal, sagittal) that holds enough brain (at least
@@ -9,6 +9,13 @@ Two sources:
   augmented copies of every slice (:func:`augment`: random flips, a small rotation, an elastic
   deformation, a gamma and a smooth intensity shading, and a smooth random background phase that
   makes the slice complex); the original, real slice is kept as well.
+- ``--source mixture``: the diffusion prior's training mixture (:mod:`mrideblur.prior.mixture`):
+  MNI152, Colin27 and INIA19 slices of the three planes and synthetic contrasts drawn from the
+  MNI152 tissue maps (random intensity per tissue, a head around the brain, lesions, texture,
+  bias field), about ``--per-source`` of each, outside the held-out band (``--split train``);
+  ``--sources`` leaves one out. Debian's ``mricron-data`` (Colin27, INIA19) is installed with
+  apt-get when missing (``--no-install`` refuses). ``mrideblur train-prior --sources ...`` builds
+  the same slices on the fly and needs no file.
 - ``--source fastmri --data DIR``: the central ``--slices-per-volume`` slices of every
   multi-coil ``.h5`` file in ``DIR`` (fastMRI layout, read by :func:`mrideblur.io.read_fastmri`
   with the 2x oversampled readout cropped), coil-combined by root-sum-of-squares of the centred
@@ -31,6 +38,7 @@ Every file is written atomically (:mod:`mrideblur.io.atomic`).
 Run::
 
     python data_scripts/make_slices.py --source mni --augment 4 --out mni128.npz
+    python data_scripts/make_slices.py --source mixture --sources mni152 inia19 synthetic --out loso_colin27.npz
     python data_scripts/make_slices.py --source fastmri --data /data/multicoil_val --complex \\
         --slices-per-volume 6 --out fastmri128/
 """
@@ -63,6 +71,7 @@ __all__ = [
     "fastmri_slices",
     "main",
     "mni_candidates",
+    "mixture_slices",
     "mni_slices",
     "normalize",
     "resize_square",
@@ -70,7 +79,7 @@ __all__ = [
     "write_slices",
 ]
 
-SOURCES = ("mni", "fastmri")
+SOURCES = ("mni", "fastmri", "mixture")
 
 
 @dataclass(frozen=True)
@@ -390,12 +399,65 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip slices with less than this fraction above --brain-level (default 0.15)")
     g.add_argument("--brain-level", type=float, default=0.1, help="intensity counted as brain (default 0.1)")
     g.add_argument("--step", type=int, default=1, help="take every STEP-th slice (default 1)")
+    g = ap.add_argument_group("mixture")
+    g.add_argument("--sources", nargs="+", default=None, metavar="SOURCE",
+                   help="mixture sources (default all: mni152 colin27 inia19 synthetic); leave one out for a "
+                        "held-out-source training set")
+    g.add_argument("--per-source", type=int, default=300, help="about this many slices per source (default 300)")
+    g.add_argument("--split", choices=("train", "test", "all"), default="train",
+                   help="held-out band of every source: outside (train, default), inside (test) or both")
+    g.add_argument("--no-install", action="store_true",
+                   help="do not apt-get install mricron-data (Colin27, INIA19) when it is missing")
     g = ap.add_argument_group("fastmri")
     g.add_argument("--data", help="folder of fastMRI multi-coil .h5 files")
     g.add_argument("--slices-per-volume", type=int, default=6, help="central slices per file (default 6)")
     g.add_argument("--complex", action="store_true",
                    help="complex coil combination with ESPIRiT maps instead of root-sum-of-squares")
     return ap
+
+
+def _ensure_mricron(install: bool) -> None:
+    """Install Debian's mricron-data (Colin27, INIA19; 16 MB) when missing and allowed."""
+    import os
+    import shutil
+    import subprocess
+
+    from mrideblur.io.anatomy import TEMPLATES
+
+    if Path("/usr/share/mricron/templates", TEMPLATES["colin27"]).is_file():
+        return
+    if not install or shutil.which("apt-get") is None:
+        raise ValueError("/usr/share/mricron/templates: missing; Colin27 and INIA19 come with Debian's "
+                         "mricron-data (apt-get install mricron-data), or leave them out with --sources")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    print("installing mricron-data (Colin27, INIA19) with apt-get", file=sys.stderr)
+    for cmd in (sudo + ["apt-get", "update", "-qq"], sudo + ["apt-get", "install", "-y", "-qq", "mricron-data"]):
+        if subprocess.run(cmd, stdin=subprocess.DEVNULL).returncode != 0:
+            raise ValueError(f"{' '.join(cmd)}: failed; install mricron-data by hand or leave colin27 / inia19 out")
+
+
+def mixture_slices(size: int = 128, sources: list[str] | None = None, per_source: int = 300,
+                   split: str = "train", seed: int = 0, install: bool = True) -> SliceSet:
+    """The prior's training mixture (:mod:`mrideblur.prior.mixture`) as magnitude slices.
+
+    ``origin`` is the source name, ``index`` the slice's number within its source, ``copy`` 0.
+    The same slices ``mrideblur train-prior --sources ...`` builds on the fly, at one scale.
+    """
+    from mrideblur.prior.mixture import MIXTURE_SOURCES, mixture_base_slices
+
+    sources = list(MIXTURE_SOURCES if not sources else sources)
+    bad = [s for s in sources if s not in MIXTURE_SOURCES]
+    if bad:
+        raise ValueError(f"--sources: {bad} not among {MIXTURE_SOURCES}")
+    if {"colin27", "inia19"} & set(sources):
+        _ensure_mricron(install)
+    images, origin, index = [], [], []
+    for src in sources:
+        sl = mixture_base_slices(size, (1.0,), (src,), split=split, target_per_source=per_source, seed=seed)
+        images += [normalize(x) for x in sl]
+        origin += [src] * len(sl)
+        index += list(range(len(sl)))
+    return SliceSet(np.stack(images), np.array(origin), np.array(index, np.int64), np.zeros(len(images), np.int64))
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:
@@ -410,7 +472,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--source fastmri needs --data DIR")
     previous, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
-        if args.source == "mni":
+        if args.source == "mixture":
+            sl = mixture_slices(args.size, args.sources, args.per_source, args.split, args.seed,
+                                install=not args.no_install)
+        elif args.source == "mni":
             sl = mni_slices(args.size, args.augment, args.seed, args.min_brain, args.brain_level, args.step,
                             tuple(args.planes), args.max_slices, progress=not args.no_progress)
         else:

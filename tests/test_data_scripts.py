@@ -156,3 +156,16 @@ def test_cli_writes_npz_and_folder(ms, tmp_path, capsys):
     assert len(err) == 1 and "empty" in err[0] and "no .h5 files" in err[0] and not (tmp_path / "e.npz").exists()
     with pytest.raises(SystemExit):
         ms.main(["--source", "fastmri", "--out", str(out)])  # --data missing: usage error
+
+
+def test_cli_writes_the_prior_mixture(ms, tmp_path, capsys):
+    """``--source mixture``: per-source slices with their source as origin; a left-out source is absent."""
+    out = tmp_path / "mix.npz"
+    assert ms.main(["--source", "mixture", "--sources", "mni152", "synthetic", "--per-source", "6",
+                    "--size", "32", "--no-install", "--out", str(out)]) == 0
+    with np.load(out) as f:
+        origin = f["origin"].tolist()
+        assert set(origin) == {"mni152", "synthetic"} and 8 <= len(origin) <= 16
+        assert f["images"].shape[1:] == (32, 32) and np.abs(f["images"]).max() == pytest.approx(1.0)
+    assert ms.main(["--source", "mixture", "--sources", "mni152", "photos", "--out", str(tmp_path / "x.npz")]) == 1
+    assert "photos" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()

@@ -30,6 +30,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="slices from data_scripts/make_slices.py (.npz file or folder)")
     src.add_argument("--builtin", action="store_true",
                      help="built-in MNI152 slices of all three planes (training split), the default")
+    src.add_argument("--sources", nargs="+", metavar="SOURCE",
+                     help="built-in mixture instead: any of mni152 colin27 inia19 synthetic "
+                          "(training split of each; leave one out for a held-out-source run)")
+    p.add_argument("--init", type=Path, default=None, metavar="WEIGHTS",
+                   help="start from these weights (exported file or checkpoint): fine-tuning")
     p.add_argument("--out", required=True, type=Path, metavar="CKPT",
                    help="checkpoint: a .pt file, or a folder (checkpoint.pt and loss.csv inside)")
     p.add_argument("--steps", type=int, default=20000, help="total training steps (default 20000)")
@@ -64,7 +69,20 @@ def cmd_train_prior(args: argparse.Namespace) -> int:
     if args.data is not None and not Path(args.data).exists():
         raise ValueError(f"--data {args.data}: no such file or folder")
     unet = UNetConfig() if args.channels is None else UNetConfig(channels=tuple(args.channels))
-    cfg = TrainConfig(data=None if args.data is None else str(Path(args.data).resolve()), size=args.size,
+    if args.sources is not None:
+        from ..prior.mixture import MIXTURE_SOURCES
+        bad = [s for s in args.sources if s not in MIXTURE_SOURCES]
+        if bad:
+            raise ValueError(f"--sources: {bad} not among {MIXTURE_SOURCES}")
+    if args.init is not None:
+        if not args.init.exists():
+            raise ValueError(f"--init {args.init}: no such weights file or checkpoint")
+        if args.channels is None:  # the network's shape comes from the weights
+            from ..prior.score import ScorePrior
+            unet = UNetConfig.from_dict(ScorePrior.load(args.init).net.config.to_dict())
+    cfg = TrainConfig(data=None if args.data is None else str(Path(args.data).resolve()),
+                      sources=None if args.sources is None else tuple(args.sources),
+                      init=None if args.init is None else str(args.init.resolve()), size=args.size,
                       scales=tuple(args.scales), crop=args.crop, batch=args.batch, steps=args.steps,
                       lr=args.lr, ema_decay=args.ema, checkpoint_every=args.checkpoint_every,
                       seed=args.seed, unet=unet.to_dict())

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["mni_template_path", "mni_volume", "mni_slice", "shepp_logan", "photo", "template_slice", "template_volume", "PLANES",
-           "TEMPLATES"]
+           "TEMPLATES", "TISSUES", "template_array"]
 
 PLANES = ("axial", "coronal", "sagittal")
 _MNI_FILE = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
@@ -56,6 +56,27 @@ def mni_volume() -> tuple[np.ndarray, np.ndarray]:
     return vol.copy(), aff.copy()
 
 
+#: Tissue probability maps of the MNI152 2009a template (nilearn's wheel): grey matter, white
+#: matter, and cerebrospinal fluid taken as the rest of the (skull-stripped) template's brain.
+TISSUES = ("mni152-gm", "mni152-wm", "mni152-csf")
+
+
+@lru_cache(maxsize=1)
+def _tissue_cached() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    import nibabel as nib
+
+    maps = []
+    for cls in ("gm", "wm"):
+        path = mni_template_path().with_name(_MNI_FILE.replace("_t1_", f"_{cls}_"))
+        if not path.is_file():
+            raise ValueError(f"{path}: the MNI152 {cls.upper()} map is missing from the nilearn installation")
+        data = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
+        maps.append(np.clip(np.ascontiguousarray(data.transpose(2, 1, 0)[:, ::-1, :]) / 255.0, 0, 1))
+    brain = _mni_cached()[0] > 0
+    csf = np.clip(1.0 - maps[0] - maps[1], 0, 1) * brain
+    return maps[0], maps[1], csf.astype(np.float32)
+
+
 #: Volumes of Debian's mricron-data package (``/usr/share/mricron/templates``).
 TEMPLATES = {"colin27": "ch2.nii.gz", "inia19": "inia19-t1-brain.nii.gz"}
 _MRICRON = Path("/usr/share/mricron/templates")
@@ -67,8 +88,10 @@ def _template_cached(name: str) -> np.ndarray:
 
     if name == "mni152":
         return _mni_cached()[0]
+    if name in TISSUES:
+        return _tissue_cached()[TISSUES.index(name)]
     if name not in TEMPLATES:
-        raise ValueError(f"name: expected one of {('mni152',) + tuple(TEMPLATES)}, got {name!r}")
+        raise ValueError(f"name: expected one of {('mni152',) + tuple(TEMPLATES) + TISSUES}, got {name!r}")
     path = _MRICRON / TEMPLATES[name]
     if not path.is_file():
         raise ValueError(f"{path}: missing; the {name} template comes with Debian's mricron-data "
@@ -80,8 +103,9 @@ def _template_cached(name: str) -> np.ndarray:
 
 
 def template_slice(name: str, plane: str = "axial", position: float = 0.55, size: int | None = None) -> np.ndarray:
-    """One 2D slice of a template volume (``"mni152"``, ``"colin27"``, ``"inia19"``), float64 in
-    [0, 1], oriented and resampled as :func:`mni_slice` does.
+    """One 2D slice of a template volume (``"mni152"``, ``"colin27"``, ``"inia19"``, or an MNI152
+    tissue map of :data:`TISSUES`), float64 in [0, 1], oriented and resampled as
+    :func:`mni_slice` does.
 
     Raises
     ------
@@ -89,6 +113,12 @@ def template_slice(name: str, plane: str = "axial", position: float = 0.55, size
         An unknown name, plane or position, or a template whose package is not installed.
     """
     return _slice(_template_cached(name), plane, position, size)
+
+
+def template_array(name: str) -> np.ndarray:
+    """A template volume (or tissue map) at its native grid, ``(z, y, x)`` float32 in [0, 1]
+    (a copy; names as :func:`template_slice`)."""
+    return _template_cached(name).copy()
 
 
 def template_volume(name: str = "mni152", size: int = 64) -> np.ndarray:

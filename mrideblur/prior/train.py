@@ -56,7 +56,15 @@ class TrainConfig:
     ----------
     data : str or None
         Slices from ``make_slices.py`` (``.npz`` or folder); ``None`` = built-in MNI152 slices
-        (training split of :func:`mrideblur.prior.data.builtin_base_slices`).
+        (training split of :func:`mrideblur.prior.data.builtin_base_slices`), or with
+        ``sources`` the built-in mixture.
+    sources : tuple of str or None
+        Built-in mixture sources (:data:`mrideblur.prior.mixture.MIXTURE_SOURCES`: MNI152,
+        Colin27, INIA19, synthetic contrasts from the MNI152 tissue maps), training split of each
+        (:func:`mrideblur.prior.mixture.mixture_base_slices`); ``None`` = MNI152 only.
+    init : str or None
+        Weights (exported file or checkpoint) the network and its EMA start from: fine-tuning;
+        ``None`` = a fresh network of ``unet``'s shape.
     size : int
         Side of the built-in slices (they are also made at ``size * s`` for ``s`` in ``scales``).
     scales : tuple of float
@@ -74,6 +82,8 @@ class TrainConfig:
     """
 
     data: str | None = None
+    sources: tuple[str, ...] | None = None
+    init: str | None = None
     size: int = 128
     scales: tuple[float, ...] = (1.0, 1.5)
     crop: int = 64
@@ -92,6 +102,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["scales"] = list(self.scales)
+        d["sources"] = None if self.sources is None else list(self.sources)
         return d
 
     @classmethod
@@ -99,6 +110,8 @@ class TrainConfig:
         d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         if "scales" in d:
             d["scales"] = tuple(d["scales"])
+        if d.get("sources") is not None:
+            d["sources"] = tuple(d["sources"])
         return cls(**d)
 
 
@@ -131,11 +144,32 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def _make_data(cfg: TrainConfig) -> TrainingData:
-    if cfg.data is None:
+    if cfg.data is None and cfg.sources is not None:
+        from .mixture import mixture_base_slices
+
+        slices = mixture_base_slices(cfg.size, tuple(cfg.scales), tuple(cfg.sources), split="train", seed=cfg.seed)
+    elif cfg.data is None:
         slices = builtin_base_slices(cfg.size, tuple(cfg.scales), split="train")
     else:
         slices = load_slices(cfg.data)
     return TrainingData(slices, crop=cfg.crop, crops_per_image=cfg.crops_per_image)
+
+
+def _load_init(model: Denoiser, path: str, unet_cfg: UNetConfig) -> None:
+    """Start ``model`` from exported weights or a checkpoint's EMA (fine-tuning)."""
+    p = Path(path)
+    if p.is_dir():
+        p = checkpoint_path(p)
+    if not p.is_file():
+        raise ValueError(f"init {path}: no such weights file or checkpoint")
+    blob = torch.load(p, map_location="cpu", weights_only=False)
+    fmt = blob.get("format") if isinstance(blob, dict) else None
+    if fmt not in (WEIGHTS_FORMAT, CHECKPOINT_FORMAT):
+        raise ValueError(f"init {p}: not a mrideblur prior weights file or training checkpoint")
+    if UNetConfig.from_dict(blob["unet"]).to_dict() != unet_cfg.to_dict():
+        raise ValueError(f"init {p}: its network ({blob['unet']}) differs from the run's ({unet_cfg.to_dict()})")
+    state = blob["state"] if fmt == WEIGHTS_FORMAT else blob["ema"]
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
 
 
 def _write_log(path: Path, history: list[dict]) -> None:
@@ -169,8 +203,12 @@ def export_weights(source: str | Path | dict, out: str | Path, dtype: torch.dtyp
     state = {k: (v.to(dtype) if v.is_floating_point() else v).cpu().clone() for k, v in ck["ema"].items()}
     cfg = ck["config"]
     meta = {
-        "data": cfg["data"] or "built-in MNI152 T1 slices, three planes, training split "
-                               "(mrideblur.prior.data.HELD_OUT band excluded), augmented on the fly",
+        "data": cfg["data"] or (
+            f"built-in mixture {', '.join(cfg['sources'])}, three planes, training split of each "
+            "(mrideblur.prior.data.HELD_OUT band excluded), augmented on the fly"
+            if cfg.get("sources") else
+            "built-in MNI152 T1 slices, three planes, training split "
+            "(mrideblur.prior.data.HELD_OUT band excluded), augmented on the fly"),
         "steps": int(ck["step"]),
         "seconds": round(float(ck["seconds"]), 1),
         "final_loss": ck["history"][-1]["loss"] if ck["history"] else None,
@@ -236,6 +274,9 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
+    if state is None and config.init is not None:
+        _load_init(model, config.init, unet_cfg)
+        ema.load_state_dict(model.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
