@@ -39,6 +39,7 @@ __all__ = [
     "correction_scores",
     "correction_summary",
     "data_fit_warning",
+    "fov_exit_warning",
     "key_value",
     "method_settings",
     "motion_rmse",
@@ -275,7 +276,8 @@ def correction_summary(report: Mapping[str, Any], out_dir: str | Path, files: Se
 def data_fit_warning(report: Mapping[str, Any], slice_ids: Sequence[Any] | None = None) -> str | None:
     """One line when a correction did not lower the data misfit (``report["data_fit"]``), or
     lowered it where the fit cannot vouch for the motion (``vouched`` False: most shots own no
-    central line of k-space); else None.
+    central line of k-space), or moved part of the image out of the field of view
+    (:func:`fov_exit_warning`); else None.
 
     ``report`` is a correction's report: one image (``data_fit`` holds both misfits) or a stack
     (``slices`` holds one report per slice; ``slice_ids`` names them, default 0, 1, ...).
@@ -286,7 +288,7 @@ def data_fit_warning(report: Mapping[str, Any], slice_ids: Sequence[Any] | None 
                 "central quarter of k-space (a sequential or centre-out ordering): it cannot vouch for their motion, "
                 "and the image may be worse than the uncorrected one")
     if fit.get("improved") is not False:
-        return None
+        return fov_exit_warning(fit)
     slices = report.get("slices")
     if isinstance(slices, Sequence) and slices and all(isinstance(s, Mapping) for s in slices):
         ids = list(slice_ids) if slice_ids is not None else list(range(len(slices)))
@@ -296,6 +298,20 @@ def data_fit_warning(report: Mapping[str, Any], slice_ids: Sequence[Any] | None 
             what = ", ".join(f"slice {i} ({_misfits(f)})" for i, f in bad)
             return f"the correction did not improve the data fit in {len(bad)} of {len(slices)} slices: {what}"
     return f"the correction did not improve the data fit: {_misfits(fit)}"
+
+
+def fov_exit_warning(fit: Mapping[str, Any]) -> str | None:
+    """One line when the estimated motion moves more than
+    :data:`~mrideblur.estimators.safeguards.FOV_EXIT_WARN` of the image's energy out of the field
+    of view in some shot (``data_fit["fov_exit"]``), else None."""
+    from .estimators.safeguards import FOV_EXIT_WARN
+
+    exits = [float(e) for e in fit.get("fov_exit") or []]
+    if not exits or max(exits) <= FOV_EXIT_WARN:
+        return None
+    worst = int(np.argmax(exits))
+    return (f"the estimated motion moves {100 * exits[worst]:.1f}% of the image out of the field of view (shot "
+            f"{worst}); the model wraps it round, so the edges and the accuracy of the result are not to be trusted")
 
 
 def _misfits(fit: Mapping[str, Any]) -> str:

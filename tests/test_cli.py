@@ -445,3 +445,16 @@ def test_correct_says_when_the_data_fit_cannot_vouch_for_the_motion(tmp_path, mo
                              {"uncorrected": 0.0412, "corrected": 0.0137, "improved": True, "vouched": False,
                               "shots_outside_centre": [0, 3]})
     assert len(err) == 1 and "cannot vouch" in err[0] and "2 shots" in err[0]
+
+
+def test_correct_says_when_the_motion_leaves_the_field_of_view(tmp_path, monkeypatch, capsys):
+    """A better fit whose motion moves 1.9% of the image out of the field of view in shot 2: one
+    line on stderr naming the share and the shot; under the warning threshold, nothing."""
+    err = _stderr_of_correct(tmp_path, monkeypatch, capsys,
+                             {"uncorrected": 0.0412, "corrected": 0.0137, "improved": True, "vouched": True,
+                              "fov_exit": [0.0, 0.001, 0.019, 0.0]})
+    assert len(err) == 1 and "out of the field of view" in err[0] and "1.9%" in err[0] and "shot 2" in err[0]
+    err = _stderr_of_correct(tmp_path, monkeypatch, capsys,
+                             {"uncorrected": 0.0412, "corrected": 0.0137, "improved": True, "vouched": True,
+                              "fov_exit": [0.0, 0.001, 0.004, 0.0]})
+    assert err == []

@@ -151,3 +151,47 @@ def test_a_sequential_correction_is_not_vouched_for(cases):
         warnings.simplefilter("error")
         ok = safeguard(good.kspace, good.shot_index, _oracle(good.kspace, good), "aligned-sense", reject_shots=False)
     assert ok.report["data_fit"]["vouched"] is True and ok.report["data_fit"]["shots_outside_centre"] == []
+
+
+def test_fov_exit_counts_what_the_motion_moves_past_the_edge():
+    """A block of the last 8 columns moved 4 px right loses half its energy; moved left, or a
+    centred block turned by 90 degrees, none; a full field of view turned loses its corners; a
+    volume's block moved past the last slice, half."""
+    from mrideblur.estimators.safeguards import fov_exit
+
+    x = np.zeros((64, 64))
+    x[20:40, 56:64] = 1.0
+    got = fov_exit(x, np.array([[0, 0, 0], [0, 0, 4], [0, 0, -4], [0, 3, 0]]))
+    np.testing.assert_allclose(got, [0, 0.5, 0, 0], atol=1e-12)
+    centred = np.zeros((64, 64))
+    centred[24:40, 28:36] = 1.0
+    assert fov_exit(centred, np.array([[90.0, 0, 0], [-30.0, 5, -5]])).max() == 0
+    full = np.ones((64, 64))  # a field of view filled to the corners: a rotation turns them out
+    assert 0.02 < fov_exit(full, np.array([[10.0, 0, 0]]))[0] < 0.3
+    v = np.zeros((16, 32, 32))
+    v[12:16, 8:24, 8:24] = 2.0
+    np.testing.assert_allclose(fov_exit(v, np.array([[0, 0, 0, 2, 0, 0], [0, 0, 0, -2, 0, 0]])), [0.5, 0])
+    with pytest.raises(ValueError, match="fov_exit"):
+        fov_exit(x, np.zeros((3, 6)))
+
+
+def test_motion_out_of_the_field_of_view_is_reported_and_warned(cases):
+    """The same scan, the image shifted to touch the edge and a motion that pushes it over: the
+    report carries each shot's share and a warning names the worst shot; the clean case none."""
+    import warnings
+
+    case, _ = cases
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clean = safeguard(case.kspace, case.shot_index, _oracle(case.kspace, case), "aligned-sense",
+                          reject_shots=False)
+    assert max(clean.report["data_fit"]["fov_exit"]) == 0
+    res = _oracle(case.kspace, case)
+    res.image = np.roll(res.image, 24, axis=-1)  # the head at the right edge ...
+    motion = np.zeros_like(res.motion)
+    motion[5] = (0, 0, 6)  # ... and shot 5 moving it 6 px further
+    res.motion = motion
+    with pytest.warns(RuntimeWarning, match=r"out of the field of view \(shot 5\)"):
+        out = safeguard(case.kspace, case.shot_index, res, "aligned-sense", reject_shots=False, keep_uncorrected=False)
+    exits = out.report["data_fit"]["fov_exit"]
+    assert exits[5] > 0.005 and sum(e > 0 for e in exits) == 1
