@@ -77,9 +77,8 @@ def source_candidates(source: str, split: str = "train", step: int = 1, min_brai
     return out
 
 
-def _shell(inside: np.ndarray, lo: np.ndarray, hi: np.ndarray, soft: float) -> np.ndarray:
-    """Soft indicator of the band ``lo < d <= hi`` pixels outside the mask ``inside``."""
-    d = ndimage.distance_transform_edt(~inside)
+def _shell(d: np.ndarray, lo: np.ndarray, hi: np.ndarray, soft: float) -> np.ndarray:
+    """Soft indicator of the band ``lo < d <= hi`` of a distance map ``d`` (pixels)."""
 
     def step(t: np.ndarray) -> np.ndarray:
         return 0.5 * (1 + np.tanh(t / soft))
@@ -146,9 +145,10 @@ def synthetic_head(gm: np.ndarray, wm: np.ndarray, csf: np.ndarray, rng: np.rand
         wobble = 1 + 0.3 * _smooth_field(gm.shape, rng, n / 6)
         w_csf, w_skull, w_scalp = (rng.uniform(*r) * n / 128 * wobble for r in ((0.5, 3), (2, 6), (3, 10)))
         soft = 0.6 * max(n / 128, 0.5)
-        rim = _shell(brain, np.zeros_like(w_csf), w_csf, soft)
-        skull = _shell(brain, w_csf, w_csf + w_skull, soft)
-        scalp = _shell(brain, w_csf + w_skull, w_csf + w_skull + w_scalp, soft)
+        d = ndimage.distance_transform_edt(~brain)  # pixels outside the brain
+        rim = _shell(d, np.zeros_like(w_csf), w_csf, soft)
+        skull = _shell(d, w_csf, w_csf + w_skull, soft)
+        scalp = _shell(d, w_csf + w_skull, w_csf + w_skull + w_scalp, soft)
         m = m + a[2] * rim + rng.uniform(0.0, 0.15) * skull + rng.uniform(0.3, 1.0) * scalp
     m = m * np.exp(rng.uniform(-0.4, 0.4) * _smooth_field(gm.shape, rng, n / 3))
     if rng.random() < 0.5:

@@ -162,7 +162,10 @@ def _load_init(model: Denoiser, path: str, unet_cfg: UNetConfig) -> None:
         p = checkpoint_path(p)
     if not p.is_file():
         raise ValueError(f"init {path}: no such weights file or checkpoint")
-    blob = torch.load(p, map_location="cpu", weights_only=False)
+    try:
+        blob = torch.load(p, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise ValueError(f"init {p}: not a readable prior file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     fmt = blob.get("format") if isinstance(blob, dict) else None
     if fmt not in (WEIGHTS_FORMAT, CHECKPOINT_FORMAT):
         raise ValueError(f"init {p}: not a mrideblur prior weights file or training checkpoint")
