@@ -284,7 +284,8 @@ def main() -> None:
     command = " ".join(["python benchmarks/acceleration.py"] + [shlex.quote(a) for a in argv if a != "--report-only"])
     if not args.report_only:
         cases = [CASES[int(i)] for i in args.only.split(",")] if args.only else CASES
-        prior = ScorePrior.default()
+        # a "prior" in --jsmoco picks the weights for JSMoCo and the prior oracle (default: the shipped ones)
+        prior = ScorePrior.load(options.pop("prior")) if "prior" in options else ScorePrior.default()
         for c in cases:
             if any(r["key"] == _key(c) for r in rows):
                 print(f"{_key(c)}: already in {raw.name}, skipped")
