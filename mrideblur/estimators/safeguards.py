@@ -1,6 +1,7 @@
 r"""What every k-space correction passes through before it is returned: never a worse image silently.
 
-Two checks run after the estimator (:func:`mrideblur.mri.correct` calls :func:`safeguard`):
+Two checks run after the estimator (:func:`mrideblur.mri.correct` calls :func:`safeguard`), then two
+things are said about what they cannot check (3 and 4):
 
 1. **Shots the model cannot explain.**  Each shot's residual energy per acquired sample,
 
@@ -26,7 +27,8 @@ Two checks run after the estimator (:func:`mrideblur.mri.correct` calls :func:`s
 
 What the data misfit cannot see: when the unknowns can explain the data in more than one way (a
 sequential shot ordering with coils estimated jointly fits the data down to the noise with a
-wrong motion, measured), a low misfit does not mean a right image.  So a third line is said:
+wrong motion, measured), a low misfit does not mean a right image.  So a third line is said,
+and a fourth about the field of view:
 
 3. **Can the data fit vouch for the motion?**  A shot that owns no line of the central quarter
    of the phase-encode axes (:func:`shots_outside_centre`) is seen only in one band of high
