@@ -288,7 +288,7 @@ def data_fit_warning(report: Mapping[str, Any], slice_ids: Sequence[Any] | None 
                 "central quarter of k-space (a sequential or centre-out ordering): it cannot vouch for their motion, "
                 "and the image may be worse than the uncorrected one")
     if fit.get("improved") is not False:
-        return fov_exit_warning(fit)
+        return fov_exit_warning(report, slice_ids)
     slices = report.get("slices")
     if isinstance(slices, Sequence) and slices and all(isinstance(s, Mapping) for s in slices):
         ids = list(slice_ids) if slice_ids is not None else list(range(len(slices)))
@@ -300,13 +300,26 @@ def data_fit_warning(report: Mapping[str, Any], slice_ids: Sequence[Any] | None 
     return f"the correction did not improve the data fit: {_misfits(fit)}"
 
 
-def fov_exit_warning(fit: Mapping[str, Any]) -> str | None:
+def fov_exit_warning(report: Mapping[str, Any], slice_ids: Sequence[Any] | None = None) -> str | None:
     """One line when the estimated motion moves more than
     :data:`~mrideblur.estimators.safeguards.FOV_EXIT_WARN` of the image's energy out of the field
-    of view in some shot (``data_fit["fov_exit"]``), else None."""
+    of view in some shot (``report["data_fit"]["fov_exit"]``; for a stack, each slice's report
+    in ``report["slices"]``, named by ``slice_ids``), else None."""
     from .estimators.safeguards import FOV_EXIT_WARN
 
-    exits = [float(e) for e in fit.get("fov_exit") or []]
+    slices = report.get("slices")
+    if isinstance(slices, Sequence) and slices and all(isinstance(r, Mapping) for r in slices):
+        ids = list(slice_ids) if slice_ids is not None else list(range(len(slices)))
+        found = [(i, max(float(e) for e in (r.get("data_fit") or {}).get("fov_exit") or [0.0]))
+                 for i, r in zip(ids, slices)]
+        bad = [(i, e) for i, e in found if e > FOV_EXIT_WARN]
+        if not bad:
+            return None
+        what = ", ".join(f"slice {i} {100 * e:.1f}%" for i, e in bad)
+        return (f"the estimated motion moves part of the image out of the field of view in {len(bad)} of "
+                f"{len(slices)} slices ({what}, worst shot); the model wraps it round, so the edges and the "
+                "accuracy of those slices are not to be trusted")
+    exits = [float(e) for e in (report.get("data_fit") or {}).get("fov_exit") or []]
     if not exits or max(exits) <= FOV_EXIT_WARN:
         return None
     worst = int(np.argmax(exits))

@@ -195,3 +195,20 @@ def test_motion_out_of_the_field_of_view_is_reported_and_warned(cases):
         out = safeguard(case.kspace, case.shot_index, res, "aligned-sense", reject_shots=False, keep_uncorrected=False)
     exits = out.report["data_fit"]["fov_exit"]
     assert exits[5] > 0.005 and sum(e > 0 for e in exits) == 1
+
+
+def test_the_shells_line_names_the_slices_whose_motion_leaves_the_field_of_view():
+    """data_fit_warning (the CLI / batch / napari line): one image names the worst shot; a stack
+    names its slices over the threshold, and says nothing when none is."""
+    from mrideblur.shell import data_fit_warning
+
+    one = {"data_fit": {"improved": True, "vouched": True, "fov_exit": [0.0, 0.012, 0.003]}}
+    assert "1.2%" in data_fit_warning(one) and "shot 1" in data_fit_warning(one)
+    stack = {"data_fit": {"improved": True},
+             "slices": [{"data_fit": {"improved": True, "fov_exit": [0.0, 0.002]}},
+                        {"data_fit": {"improved": True, "fov_exit": [0.0, 0.031]}},
+                        {"data_fit": {"improved": True, "fov_exit": [0.0, 0.0]}}]}
+    line = data_fit_warning(stack, slice_ids=[10, 11, 12])
+    assert "1 of 3 slices" in line and "slice 11 3.1%" in line and "slice 10" not in line
+    stack["slices"][1]["data_fit"]["fov_exit"] = [0.0, 0.001]
+    assert data_fit_warning(stack) is None
