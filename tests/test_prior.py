@@ -20,13 +20,7 @@ from mrideblur.prior.train import load_checkpoint, train
 TINY = UNetConfig(channels=(8, 16), emb_dim=16, groups=4).to_dict()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Bit-exact comparisons and speed on a busy 2-core machine: one torch thread."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

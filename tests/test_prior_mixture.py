@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from scipy import ndimage
 
 from mrideblur.io.anatomy import TEMPLATES, template_slice
@@ -22,12 +21,7 @@ needs_mricron = pytest.mark.skipif(
     reason="mricron-data not installed (apt-get install mricron-data)")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _maps(plane: str = "axial", size: int = 64):

@@ -51,7 +51,8 @@ and a fourth about the field of view:
    foreign simulator (benchmarks/foreign2d.py, R = 2, +-3 deg / +-3 px, the true image and
    motion): the Colin27 head, which fills the field of view, moves up to 1.9% of its energy out
    (median shot 0.3%) and its CG-SENSE oracle with the true motion loses 3 dB to a model that
-   drops it (docs/limits.md); MNI152, INIA19 and Shepp-Logan slices move none out.
+   drops it (a development script, one case: docs/limits.md); MNI152, INIA19 and Shepp-Logan
+   slices move none out.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .sde import VESDE
-from .train import CHECKPOINT_FORMAT, WEIGHTS_FORMAT, checkpoint_path
+from .train import read_prior_file
 from .unet import Denoiser, UNetConfig
 
 __all__ = ["ScorePrior", "SHIPPED_WEIGHTS"]
@@ -79,27 +79,11 @@ class ScorePrior:
         ema : bool
             From a training checkpoint, take the EMA weights (default) or the raw ones.
         """
-        p = Path(path)
-        if p.is_dir():
-            p = checkpoint_path(p)
-        if not p.is_file():
-            raise ValueError(f"{p}: no such prior weights or checkpoint file")
-        try:
-            blob = torch.load(p, map_location="cpu", weights_only=False)
-        except (OSError, RuntimeError, EOFError, ValueError) as exc:
-            raise ValueError(f"{p}: not a readable prior file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-        fmt = blob.get("format") if isinstance(blob, dict) else None
-        if fmt == WEIGHTS_FORMAT:
-            state, info = blob["state"], dict(blob.get("info", {}))
-        elif fmt == CHECKPOINT_FORMAT:
-            state = blob["ema" if ema else "model"]
-            info = {"steps": int(blob["step"]), "seconds": float(blob["seconds"]), "train_config": blob["config"]}
-        else:
-            raise ValueError(f"{p}: not a mrideblur prior weights file or training checkpoint")
-        den = Denoiser(UNetConfig.from_dict(blob["unet"]))
-        den.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-        info["path"] = str(p)
-        return cls(den, VESDE.from_dict(blob["sde"]), device=device, info=info)
+        f = read_prior_file(path, ema)
+        den = Denoiser(UNetConfig.from_dict(f["unet"]))
+        den.load_state_dict(f["state"])
+        info = {**f["info"], "path": str(f["path"])}
+        return cls(den, VESDE.from_dict(f["sde"]), device=device, info=info)
 
     def to(self, device: str | torch.device) -> "ScorePrior":
         """Move to ``device`` (in place); returns ``self``."""

@@ -41,7 +41,7 @@ from .data import TrainingData, builtin_base_slices, load_slices
 from .sde import VESDE
 from .unet import Denoiser, UNetConfig
 
-__all__ = ["TrainConfig", "train", "export_weights", "checkpoint_path", "load_checkpoint",
+__all__ = ["TrainConfig", "train", "export_weights", "checkpoint_path", "load_checkpoint", "read_prior_file",
            "dsm_loss", "CHECKPOINT_FORMAT", "WEIGHTS_FORMAT"]
 
 CHECKPOINT_FORMAT = "mrideblur-prior-checkpoint-1"
@@ -155,24 +155,40 @@ def _make_data(cfg: TrainConfig) -> TrainingData:
     return TrainingData(slices, crop=cfg.crop, crops_per_image=cfg.crops_per_image)
 
 
-def _load_init(model: Denoiser, path: str, unet_cfg: UNetConfig) -> None:
-    """Start ``model`` from exported weights or a checkpoint's EMA (fine-tuning)."""
+def read_prior_file(path: str | Path, ema: bool = True) -> dict:
+    """Read exported weights or a training checkpoint (file, or an ``--out`` folder).
+
+    Returns ``{"unet": dict, "sde": dict, "state": network state (float32), "info": dict,
+    "path": Path}``; ``ema`` picks a checkpoint's EMA (default) or raw weights.  Raises
+    ``ValueError`` naming the file when it is missing, unreadable or of another kind.
+    """
     p = Path(path)
     if p.is_dir():
         p = checkpoint_path(p)
     if not p.is_file():
-        raise ValueError(f"init {path}: no such weights file or checkpoint")
+        raise ValueError(f"{p}: no such prior weights or checkpoint file")
     try:
         blob = torch.load(p, map_location="cpu", weights_only=False)
     except (OSError, RuntimeError, EOFError, ValueError) as exc:
-        raise ValueError(f"init {p}: not a readable prior file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise ValueError(f"{p}: not a readable prior file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     fmt = blob.get("format") if isinstance(blob, dict) else None
-    if fmt not in (WEIGHTS_FORMAT, CHECKPOINT_FORMAT):
-        raise ValueError(f"init {p}: not a mrideblur prior weights file or training checkpoint")
-    if UNetConfig.from_dict(blob["unet"]).to_dict() != unet_cfg.to_dict():
-        raise ValueError(f"init {p}: its network ({blob['unet']}) differs from the run's ({unet_cfg.to_dict()})")
-    state = blob["state"] if fmt == WEIGHTS_FORMAT else blob["ema"]
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    if fmt == WEIGHTS_FORMAT:
+        state, info = blob["state"], dict(blob.get("info", {}))
+    elif fmt == CHECKPOINT_FORMAT:
+        state = blob["ema" if ema else "model"]
+        info = {"steps": int(blob["step"]), "seconds": float(blob["seconds"]), "train_config": blob["config"]}
+    else:
+        raise ValueError(f"{p}: not a mrideblur prior weights file or training checkpoint")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    return {"unet": blob["unet"], "sde": blob["sde"], "state": state, "info": info, "path": p}
+
+
+def _load_init(model: Denoiser, path: str, unet_cfg: UNetConfig) -> None:
+    """Start ``model`` from exported weights or a checkpoint's EMA (fine-tuning)."""
+    f = read_prior_file(path)
+    if UNetConfig.from_dict(f["unet"]).to_dict() != unet_cfg.to_dict():
+        raise ValueError(f"init {f['path']}: its network ({f['unet']}) differs from the run's ({unet_cfg.to_dict()})")
+    model.load_state_dict(f["state"])
 
 
 def _write_log(path: Path, history: list[dict]) -> None:
