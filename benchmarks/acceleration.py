@@ -3,7 +3,10 @@
 Cases (192x192, 8 birdcage coils, 16 interleaved shots, regular undersampling along ky with
 24 fully sampled centre lines, motion up to +-3 deg / +-3 px, 1% noise, coils not given) on
 three sources: the MNI152 template (development), Colin27 (a single-subject head with scalp)
-and the INIA19 macaque brain (neither used to train the prior nor to set a constant here).
+and the INIA19 macaque brain (no constant here was set on them). Each case is the volume's
+centre slice, inside the band :data:`mrideblur.prior.data.HELD_OUT` that no prior was trained
+on; the default prior's training mixture holds other slices of Colin27 and INIA19, the
+MNI152-only weights (``--jsmoco '{"prior": ".../mri_prior_mni152.pt"}'``) none.
 
 Rows per case (scores as docs/conventions.md: PSNR after a least-squares scale inside the
 object mask, motion RMSE over shots, wall seconds on one thread):
@@ -223,8 +226,9 @@ def write_markdown(rows: list[dict], out: Path, command: str, options: dict, not
         f"Raw rows: `{out.with_suffix('.jsonl').name}`; reliability plot: `{figure.name}`."
         + (f" {note}" if note else ""), "",
         "192x192, 8 coils, 16 interleaved shots, 24 ACS lines, motion up to +-3 deg / px, 1% noise, coils "
-        "estimated. MNI152 is the development source; Colin27 and INIA19 were not used to train the prior "
-        "or to set the sampler. Definitions of the columns: the module docstring of `benchmarks/acceleration.py`.", "",
+        "estimated. MNI152 is the development source; no constant was set on Colin27 or INIA19. Every case is "
+        "the volume's centre slice, in the band no prior was trained on (the default prior's mixture holds other "
+        "slices of all three subjects). Definitions of the columns: the module docstring of `benchmarks/acceleration.py`.", "",
         "## Per case (first realisation)", "",
         "| case | method | PSNR dB | rot RMSE deg | trans RMSE px | std/RMSE | abs(e) <= 2 std | patch rho | "
         "reference rho | seconds |",

@@ -1,6 +1,7 @@
 """Blind deblurring with the MRI diffusion prior against VB and MAP (Fergus et al. 2006 model).
 
-Cases: held-out MNI152 slices (the 0.50-0.60 band the shipped prior never saw), magnitude,
+Cases: held-out slices (the 0.50-0.60 band no prior was trained on) of MNI152, Colin27 and
+INIA19 (subjects the MNI152-only weights, blind deblurring's default prior, never saw), magnitude,
 scaled to max 1, ``96 + ks - 1`` square (one at ``128 + ks - 1``), blurred with
 ``boundary="valid"`` (the observation is 96 x 96, smaller than the scene) by a camera-shake or a
 straight motion kernel, plus 1% white noise; and one photograph (scikit-image's *camera*) as a
@@ -19,8 +20,9 @@ kernel, the default for all three) on the same interior at the SSD-best shift wi
 diffusion also that of the sampler's own posterior-mean image (``history["sample"]``).  Seconds
 are wall time per call on one thread.
 
-Run from the repository root: ``python benchmarks/blind_diffusion.py`` (writes
-``benchmarks/blind_diffusion.md``, ~6-8 min on one thread) or ``--quick`` (two cases, prints).
+Run from the repository root: ``python benchmarks/blind_diffusion.py [--prior W.pt] [--out MD]``
+(writes ``benchmarks/blind_diffusion.md``, ~3-8 min on one thread) or ``--quick`` (two cases,
+prints).
 """
 
 from __future__ import annotations
@@ -46,9 +48,10 @@ import torch  # noqa: E402
 
 import mrideblur  # noqa: E402
 from mrideblur.deblur import blind_deconvolve, blur, camera_shake_kernel, deconvolve, linear_motion_kernel  # noqa: E402
-from mrideblur.io.anatomy import mni_slice, photo  # noqa: E402
+from mrideblur.io.anatomy import mni_slice, photo, template_slice  # noqa: E402
 from mrideblur.metrics import error_ratio, ssd_upto_shift  # noqa: E402
 from mrideblur.prior import ScorePrior  # noqa: E402
+from mrideblur.prior.score import MNI152_WEIGHTS  # noqa: E402
 
 NOISE = 0.01
 MAX_SHIFT = 3
@@ -61,6 +64,9 @@ CASES = (
     ("coronal 0.51, line 11 px 135 deg", ("mni", "coronal", 0.51), 96, 13, ("line", 11, 135.0), 6),
     ("sagittal 0.53, shake 17", ("mni", "sagittal", 0.53), 96, 17, ("shake", 55), 55),
     ("axial 0.54, shake 15, 128 px", ("mni", "axial", 0.54), 128, 15, ("shake", 66), 66),
+    ("colin27 coronal 0.55, shake 13", ("colin27", "coronal", 0.55), 96, 13, ("shake", 88), 88),
+    ("colin27 sagittal 0.52, line 9 px 30 deg", ("colin27", "sagittal", 0.52), 96, 11, ("line", 9, 30.0), 89),
+    ("inia19 axial 0.55, shake 11", ("inia19", "axial", 0.55), 96, 11, ("shake", 90), 90),
     ("photo camera, shake 13 (not MRI)", ("photo", "camera"), 96, 13, ("shake", 77), 77),
 )
 METHODS = (
@@ -76,6 +82,8 @@ def make_case(image, size: int, ks: int, kernel, seed: int):
     n = size + ks - 1
     if image[0] == "mni":
         x = mni_slice(image[1], image[2], n)
+    elif image[0] in ("colin27", "inia19"):
+        x = template_slice(image[0], image[1], image[2], n)
     else:
         a = photo(image[1])
         y0, x0 = (a.shape[0] - n) // 2, (a.shape[1] - n) // 2
@@ -128,22 +136,22 @@ def run(cases, methods, prior) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict], cases, methods, wall: float) -> str:
+def markdown(rows: list[dict], cases, methods, wall: float, command: str, prior: ScorePrior) -> str:
     names = ["blurred (no deblurring)", "hyper-Laplacian, true kernel"] + [m for m, _ in methods]
-    mri = [c[0] for c in cases if c[1][0] == "mni"]
+    mri = [c[0] for c in cases if c[1][0] != "photo"]
     out = ["# Blind deblurring with the MRI diffusion prior", "",
-           "- Command: `python benchmarks/blind_diffusion.py` (from the repository root)",
+           f"- Command: `{command}` (from the repository root)",
            f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC (total wall time {wall / 60:.1f} min)",
            f"- Machine: {platform.machine()}, `os.cpu_count()` = {os.cpu_count()}, one thread "
            f"(OMP/MKL/torch); Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}",
            f"- 1-minute load average during the run (sampled per case): {min(LOADS):.1f}-{max(LOADS):.1f} on "
            f"{os.cpu_count()} cores (other work shared the machine: seconds are indicative, compare them "
            "within a case)",
-           f"- mrideblur {mrideblur.__version__}; prior: the shipped weights "
-           f"({ScorePrior.default().info.get('steps', '?')} training steps)", "",
+           f"- mrideblur {mrideblur.__version__}; prior: {Path(prior.info.get('path', '?')).name} "
+           f"(trained on: {prior.info.get('data', '?')}; {prior.info.get('steps', '?')} steps of its last run)", "",
            "Set and scoring: see the module docstring of `benchmarks/blind_diffusion.py`. In short: held-out "
-           "MNI slices, 96 x 96 observations (one 128 x 128) of a `valid` blur by camera-shake or straight "
-           "motion kernels of 11-17 px with 1% noise, plus the *camera* photograph (outside the prior's "
+           "MNI152, Colin27 and INIA19 slices, 96 x 96 observations (one 128 x 128) of a `valid` blur by camera-shake or straight "
+           "motion kernels of 9-17 px with 1% noise, plus the *camera* photograph (outside the prior's "
            "training data). ER = Levin et al. error ratio, hyper-Laplacian deconvolution with the estimated vs "
            "the true kernel (same deconvolver). kerr = `||k_est - k_true||_2` (a delta start is ~0.95 away). "
            "PSNR of the image each method returns (hyper-Laplacian with its kernel), interior, best shift "
@@ -174,8 +182,8 @@ def markdown(rows: list[dict], cases, methods, wall: float) -> str:
     other = [c[0] for c in cases if c[1][0] != "mni"]
     for case in other:
         er = {r["method"]: r["er"] for r in rows if r["case"] == case}
-        out.append(f"- {case}: ER " + ", ".join(f"{m} {er[m]:.2f}" for m, _ in methods) +
-                   " (the MRI prior outside its training distribution).")
+        out.append(f"- {case}: ER " + ", ".join(f"{m} {er[m]:.2f}" for m, _ in methods)
+                   + (" (the MRI prior outside its training distribution)." if "photo" in case else "."))
     out += ["", "## Per case", "", "| case | method | kerr (start -> end) | ER | PSNR (dB) | s |", "|---|---|---|---|---|---|"]
     for r in rows:
         kerr = "—" if not np.isfinite(r["kerr"]) else (
@@ -190,18 +198,22 @@ def markdown(rows: list[dict], cases, methods, wall: float) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="two cases, VB and diffusion only; print, write nothing")
+    ap.add_argument("--prior", default=None,
+                    help="weights of the diffusion prior (default: the method's own, the MNI152-only weights)")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "blind_diffusion.md")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    prior = ScorePrior.default()
+    prior = ScorePrior.load(MNI152_WEIGHTS if args.prior is None else args.prior)
     cases = CASES[:2] if args.quick else CASES
     methods = [METHODS[0], METHODS[2]] if args.quick else METHODS
     t0 = time.perf_counter()
     rows = run(cases, methods, prior)
-    md = markdown(rows, cases, methods, time.perf_counter() - t0)
+    command = "python benchmarks/blind_diffusion.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    md = markdown(rows, cases, methods, time.perf_counter() - t0, command, prior)
     if args.quick:
         print(md)
     else:
-        path = ROOT / "benchmarks" / "blind_diffusion.md"
+        path = args.out
         path.write_text(md)
         print(f"wrote {path}")
     return 0

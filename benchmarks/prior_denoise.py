@@ -14,8 +14,8 @@ Colin27, INIA19 and synthetic contrasts from the MNI152 tissue maps (all at the 
 training set). A weights file whose training config names its sources marks the sources it
 left out (``left out`` column): those rows say how the prior does on data it has never seen.
 
-Run: ``python benchmarks/prior_denoise.py --weights shipped=mrideblur/prior/weights/mri_prior.pt
-new=/path/new.pt`` (one torch thread; writes ``benchmarks/prior_denoise.md`` and ``.jsonl``).
+Run: ``python benchmarks/prior_denoise.py --weights mni152-only=mrideblur/prior/weights/mri_prior_mni152.pt
+default=mrideblur/prior/weights/mri_prior_mixture.pt new=/path/new.pt`` (one torch thread; writes ``benchmarks/prior_denoise.md`` and ``.jsonl``).
 """
 
 from __future__ import annotations
@@ -147,7 +147,8 @@ def write_markdown(rows: list[dict], names: list[str], out: Path, command: str, 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights", nargs="+", default=["shipped=" + str(HERE.parent / "mrideblur/prior/weights/mri_prior.pt")],
+    ap.add_argument("--weights", nargs="+", default=[f"{name}={HERE.parent / 'mrideblur/prior/weights' / f}" for name, f in
+                             (("mni152-only", "mri_prior_mni152.pt"), ("default", "mri_prior_mixture.pt"))],
                     help="name=path pairs (exported weights or checkpoints)")
     ap.add_argument("--sizes", default="128,192")
     ap.add_argument("--sigmas", default="0.05,0.1")

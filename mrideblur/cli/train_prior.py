@@ -6,7 +6,7 @@ Examples::
     mrideblur train-prior --builtin --size 128 --steps 20000 --out runs/prior/
     mrideblur train-prior --builtin --steps 40000 --out runs/prior/ --resume   # continue / extend
     mrideblur train-prior --data slices.npz --steps 20000 --out runs/fastmri/ --device cuda
-    mrideblur train-prior --sources mni152 inia19 synthetic --init mrideblur/prior/weights/mri_prior.pt \
+    mrideblur train-prior --sources mni152 inia19 synthetic --init mrideblur/prior/weights/mri_prior_mni152.pt \
         --steps 3000 --lr 2e-4 --out runs/loso_colin27/          # fine-tune on a mixture, Colin27 left out
     mrideblur train-prior --resume --out runs/prior/ --export weights.pt --steps 0  # export only
 

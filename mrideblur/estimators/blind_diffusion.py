@@ -64,13 +64,19 @@ clean input: under the true kernel, fits to it had errors 0.2-0.3 at ``s`` = 0.2
 because the data are: complex noise gave clearly worse kernels, geometric-mean error ratio
 1.8-1.9 against 1.25-1.5 on the five tuning cases.)
 
-Measured (benchmarks/blind_diffusion.md: seven held-out MNI slices, 96 and 128 px, camera-shake
-and straight motion kernels of 11-17 px, 1% noise; tuned on five other cases): from the delta
-the kernel error falls from ~0.95 to 0.035-0.15; median error ratio 1.42 and 1.57 (two seeds)
-against 1.67 for VB and 1.88 for MAP, worst 2.4 against 1.9 for VB, in about half VB's time.  On
-a photograph (outside the prior's training data) it is worse than VB (4.6-4.7 against 4.0).
-``init="vb"`` (a cheap VB estimate) is an alternative start of about the same quality (median
-1.36, worst 2.5).  The sampler's own posterior-mean image (one chain, 40 steps) was below the
+The prior is the MNI152-only weights (``mri_prior_mni152.pt``), not the package's default
+mixture weights: on the benchmark's ten MRI cases the mixture gave median error ratios 1.96 /
+2.32 (two seeds) and 1.79 from a VB start, against 1.54 / 1.68 and 1.46 with the MNI152-only
+weights — also on the Colin27 and INIA19 cases — and better only on the photograph (4.00 against
+4.73) (benchmarks/blind_diffusion.md and blind_diffusion_mixtureprior.md, 2026-12-07).
+
+Measured with them (benchmarks/blind_diffusion.md: ten held-out slices of MNI152, Colin27 and
+INIA19, 96 and 128 px, camera-shake and straight motion kernels of 9-17 px, 1% noise; tuned on
+five other MNI152 cases): from the delta the kernel error falls from ~0.95 to 0.035-0.35; median
+error ratio 1.54 and 1.68 (two seeds) against 1.79 for VB and 2.23 for MAP, worst 5.1 against
+7.7 for VB (a Colin27 case), in well under half VB's time.  On a photograph (outside the prior's
+training data) it is worse than VB (4.6-4.7 against 4.0).  ``init="vb"`` (a cheap VB estimate)
+is an alternative start of about the same quality (median 1.46, worst 5.2).  The sampler's own posterior-mean image (one chain, 40 steps) was below the
 hyper-Laplacian deconvolution with the same kernel in 19 of 21 MRI runs (median 0.7 dB), which
 is why :func:`~mrideblur.deblur.blind_deconvolve` returns the latter by default and keeps the
 sampler's image in ``history["sample"]``.
@@ -282,8 +288,10 @@ def _initial_kernel(init, y: np.ndarray, m: int, seed: int, boundary: str, noise
 def _load_prior(score_prior):
     from ..prior import ScorePrior
 
-    if score_prior is None:
-        return ScorePrior.default()
+    if score_prior is None:  # the MNI152-only weights: measured better here than the package default
+        from ..prior.score import MNI152_WEIGHTS
+
+        return ScorePrior.load(MNI152_WEIGHTS)
     if isinstance(score_prior, ScorePrior):
         return score_prior
     return ScorePrior.load(score_prior)
@@ -369,7 +377,7 @@ def blind_deconvolve_diffusion(
     noise_sigma : float, optional
         Noise std of ``y`` (intensity units); estimated from ``y`` if not given.
     score_prior : ScorePrior or path, optional
-        The diffusion prior; default the shipped weights.
+        The diffusion prior; default the MNI152-only weights (module notes).
     boundary : {"taper", "periodic", "valid"}
         As in :func:`mrideblur.deblur.deconvolve`.
     true_kernel : (m, m) array, optional
@@ -520,7 +528,7 @@ class BlindDiffusionOptions(BlindOptions):
     nsamples : int
         Chains sampled together; the kernel is fitted to their mean.
     score_prior : ScorePrior or path, optional
-        The diffusion prior (default the shipped weights).
+        The diffusion prior (default the MNI152-only weights, module notes).
     n_iter, n_starts : int, optional
         Iterations per scale and starts of the VB start (``init="vb"`` only).
     """

@@ -33,10 +33,16 @@ from .sde import VESDE
 from .train import read_prior_file
 from .unet import Denoiser, UNetConfig
 
-__all__ = ["ScorePrior", "SHIPPED_WEIGHTS"]
+__all__ = ["MNI152_WEIGHTS", "ScorePrior", "SHIPPED_WEIGHTS"]
 
-#: The weights shipped inside the package (see weights/mri_prior.json for how they were made).
-SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "mri_prior.pt"
+#: The default weights shipped inside the package: the MNI152-only weights fine-tuned on the
+#: training mixture (see weights/mri_prior_mixture.json for how they were made). The MNI152-only
+#: weights, the default until 2026-12-07, ship beside them as weights/mri_prior_mni152.pt.
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "mri_prior_mixture.pt"
+#: The MNI152-only weights; blind deblurring with the prior keeps them as its default
+#: (:mod:`mrideblur.estimators.blind_diffusion`: lower kernel error ratios on MNI152, Colin27 and
+#: INIA19 slices than the mixture's, benchmarks/blind_diffusion.md).
+MNI152_WEIGHTS = SHIPPED_WEIGHTS.with_name("mri_prior_mni152.pt")
 
 
 class ScorePrior:
