@@ -358,3 +358,25 @@ def test_deblur_widget_nonblind_and_blind_kernel_layer(make_napari_viewer, qtbot
     assert kernel.data.shape == (7, 7)
     assert kernel.data.sum() == pytest.approx(1.0, abs=1e-4) and kernel.data.min() >= 0
     assert viewer.layers["photo [1] deblurred (vb)"].data.shape == (64, 64)
+
+
+def test_deblur_widget_keeps_an_rgb_layer_in_colour(make_napari_viewer, qtbot):
+    from skimage import data
+
+    from mrideblur.deblur import blur, gaussian_kernel
+    from mrideblur.metrics import psnr
+
+    sharp = data.astronaut()[40:104, 180:244] / 255.0
+    blurred = np.clip(blur(sharp, gaussian_kernel(1.5), noise_sigma=0.002, seed=0), 0, 1)
+    viewer = make_napari_viewer()
+    viewer.add_image((blurred * 255).round().astype(np.uint8), name="rgb", rgb=True)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Deblur")
+    assert widget.image.findText("rgb") >= 0 and widget.kernel.findText("rgb") < 0  # not a kernel
+    widget.image.setCurrentText("rgb")
+    widget.method.setCurrentText("wiener")
+    widget.kernel.setCurrentText("gaussian (sigma)")
+    widget.sigma.setValue(1.5)
+    _wait_run(qtbot, widget, widget.run, timeout_s=60)
+    layer = viewer.layers["rgb deblurred (wiener)"]
+    assert layer.rgb and layer.data.shape == (64, 64, 3)
+    assert psnr(layer.data / 255.0, sharp) > psnr(blurred, sharp) + 1

@@ -39,7 +39,8 @@ DEFAULT_KERNEL_SIZE = 25
 RESERVED = {"blurred", "kernel", "kernel_size", "method", "seed", "progress", "cancel", "patch", "boundary"}
 
 DESCRIPTION = (
-    "Deblur a 2D image (PNG, TIFF, JPEG, .npy) or each 2D slice of a NIfTI volume. "
+    "Deblur a 2D image (PNG, TIFF, JPEG, .npy; colour images stay colour, one kernel for the three "
+    "channels, unless --grey) or each 2D slice of a NIfTI volume. "
     f"Blind methods ({', '.join(BLIND_METHODS)}) estimate the blur kernel; non-blind "
     f"methods ({', '.join(NONBLIND_METHODS)}) need it as --kernel (diffusion is blind "
     "without --kernel, non-blind with it). Writes deblurred.png "
@@ -73,6 +74,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(library default: taper); valid returns an image larger by the kernel size minus one")
     p.add_argument("--axis", type=int, default=2,
                    help="NIfTI input: the slice axis; each slice across it is deblurred on its own (default 2)")
+    p.add_argument("--grey", action="store_true",
+                   help="convert a colour image to grey (luminance) first; by default colour is kept")
     p.add_argument("--seed", type=int, default=0, help="seed of the blind methods (default 0)")
     p.add_argument("--param", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="extra keyword argument of the method, e.g. --param n_iter=50 (repeatable)")
@@ -83,8 +86,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 # reading and checking
 
 
-def load_slices(path: Path, axis: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Read the input as a stack of 2D slices ``(n, ny, nx)`` plus what is needed to write back."""
+def load_slices(path: Path, axis: int, colour: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read the input as a stack of 2D slices ``(n, ny, nx)`` (``(1, ny, nx, 3)`` for a colour
+    image when ``colour``) plus what is needed to write back."""
     if is_nifti(path):
         data, affine, header = read_nifti(path)
         while data.ndim > 3 and data.shape[-1] == 1:  # a 4D file holding one volume
@@ -100,8 +104,9 @@ def load_slices(path: Path, axis: int) -> tuple[np.ndarray, dict[str, Any]]:
             raise ValueError(f"{path}: expected a 2D or 3D volume, got shape {data.shape}")
         meta = {"kind": "nifti", "shape": data.shape, "axis": axis_used, "affine": affine, "header": header}
         return np.ascontiguousarray(stack), meta
-    image = read_image(path)
-    return image[None], {"kind": "image", "shape": image.shape, "raster": path.suffix.lower() != ".npy"}
+    image = read_image(path, colour=colour)
+    return image[None], {"kind": "image", "shape": image.shape, "raster": path.suffix.lower() != ".npy",
+                         "colour": image.ndim == 3}
 
 
 def load_kernel(path: Path) -> np.ndarray:
@@ -240,7 +245,7 @@ def cmd_deblur(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     blind = is_blind(args.method, args.kernel is not None)
     options = deblur_options(args, blind)
-    stack, meta = load_slices(args.input, args.axis)
+    stack, meta = load_slices(args.input, args.axis, colour=not args.grey)
     known_kernel = load_kernel(args.kernel) if args.kernel is not None else None
     if known_kernel is not None and args.kernel_size is not None and known_kernel.shape != (args.kernel_size,) * 2:
         raise ValueError(f"--kernel-size {args.kernel_size} does not match the kernel in {args.kernel}, "
@@ -264,6 +269,7 @@ def cmd_deblur(args: argparse.Namespace) -> int:
         "input": str(args.input.resolve()),
         "input_kind": meta["kind"],
         "input_shape": list(meta["shape"]),
+        "colour": bool(meta.get("colour")),
         "output_shape": list(results[0].shape) if meta["kind"] == "image" else list(meta["shape"]),
         "method": args.method,
         "blind": blind,
@@ -277,7 +283,8 @@ def cmd_deblur(args: argparse.Namespace) -> int:
     }
     outputs["report"] = write_json(out_dir / "report.json", report)
     what = (f"blind, {kernels[0].shape[0]}-pixel kernel estimated" if blind else "known kernel")
-    print(f"{args.method} ({what}): {len(results) if meta['kind'] == 'nifti' else 1} image(s) of "
-          f"{'x'.join(str(n) for n in stack.shape[1:])} pixels, {report['seconds']:.1f} s")
+    print(f"{args.method} ({what}): {len(results) if meta['kind'] == 'nifti' else 1} "
+          f"{'colour ' if meta.get('colour') else ''}image(s) of {'x'.join(str(n) for n in stack.shape[1:3])} "
+          f"pixels, {report['seconds']:.1f} s")
     print(f"outputs in {out_dir}: {', '.join(p.name for p in outputs.values())}")
     return 0

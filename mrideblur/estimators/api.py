@@ -2,6 +2,7 @@
 
 - :func:`deconvolve` — image deblurring with a known kernel;
 - :func:`blind_deconvolve` — image deblurring with an unknown kernel;
+- :func:`deconvolve_nonuniform` — image deblurring with a known spatially varying blur;
 - :func:`correct` — rigid motion in multi-shot, multi-coil k-space;
 - :func:`correct_magnitude_image` — rigid motion in a magnitude image (NIfTI) without raw data.
 
@@ -18,15 +19,17 @@ from typing import Any
 
 import numpy as np
 
+from ..physics.blur import check_colour_image
 from ..physics.multishot import check_sens
 from ..physics.shots import validate_shot_index
 from ..threads import with_threads
 from .base import CancelFn, ProgressFn, Result
+from .blind_common import blind_colour
 from .catalogue import find
 from .safeguards import safeguard
 from .sense import check_kspace
 
-__all__ = ["blind_deconvolve", "correct", "correct_magnitude_image", "deconvolve"]
+__all__ = ["blind_deconvolve", "correct", "correct_magnitude_image", "deconvolve", "deconvolve_nonuniform"]
 
 
 @with_threads
@@ -36,8 +39,9 @@ def deconvolve(blurred: np.ndarray, kernel: np.ndarray, method: str = "wiener", 
 
     Parameters
     ----------
-    blurred : (ny, nx) array_like
-        Observed image ``y``, real and finite, any intensity unit.
+    blurred : (ny, nx) or (ny, nx, 3) array_like
+        Observed image ``y``, real and finite, any intensity unit; a colour image (channels
+        last) is deconvolved channel by channel with the same kernel.
     kernel : (m, m) array_like
         Blur kernel ``k`` (odd sizes, non-negative; normalised to sum 1).
     method : str
@@ -52,12 +56,47 @@ def deconvolve(blurred: np.ndarray, kernel: np.ndarray, method: str = "wiener", 
 
     Returns
     -------
-    (ny, nx) float64 image (``(ny + m - 1, nx + m - 1)`` for ``boundary="valid"``).
+    (ny, nx) float64 image (``(ny + m - 1, nx + m - 1)`` for ``boundary="valid"``); ``(..., 3)``
+    for a colour input.
     """
     entry = find("deconvolve", method)
     if boundary is not None:
         params["boundary"] = boundary
-    return entry.run_function()(blurred, kernel, entry.make_options(**params))
+    run, options = entry.run_function(), entry.make_options(**params)
+    if np.ndim(blurred) == 3:  # colour, or a clear error naming the expected shapes
+        rgb = check_colour_image(blurred, "blurred")
+        return np.stack([run(rgb[..., c], kernel, options) for c in range(3)], axis=-1)
+    return run(blurred, kernel, options)
+
+
+@with_threads
+def deconvolve_nonuniform(blurred: np.ndarray, operator: Any, method: str = "hyper-laplacian", **params: Any
+                          ) -> np.ndarray:
+    """Deconvolve a known spatially varying blur: estimate ``x`` from ``y = A x + n``.
+
+    Parameters
+    ----------
+    blurred : (ny, nx) or (ny, nx, 3) array_like
+        Observed image ``y`` on the operator's output grid; colour channel by channel.
+    operator : sigpy Linop
+        The blur ``A`` with its adjoint: :class:`mrideblur.physics.nonuniform.PoseBlur` (a camera
+        path of in-plane poses), :class:`~mrideblur.physics.nonuniform.KernelField` (a grid of
+        local kernels) or any real 2D ``Linop``.
+    method : {"hyper-laplacian", "tikhonov"}
+        :mod:`mrideblur.estimators.nonblind_nonuniform` (IRLS + CG, or CG).
+    **params
+        The method's options (``lam``, ``alpha``, ``outer``, ``cg_iters``).
+
+    Returns
+    -------
+    float64 image on ``operator.ishape`` (``+ (3,)`` for colour).
+    """
+    entry = find("deconvolve-nonuniform", method)
+    run, options = entry.run_function(), entry.make_options(**params)
+    if np.ndim(blurred) == 3:
+        rgb = check_colour_image(blurred, "blurred")
+        return np.stack([run(rgb[..., c], operator, options) for c in range(3)], axis=-1)
+    return run(blurred, operator, options)
 
 
 @with_threads
@@ -67,8 +106,10 @@ def blind_deconvolve(blurred: np.ndarray, kernel_size: int, method: str = "vb", 
 
     Parameters
     ----------
-    blurred : (ny, nx) array
-        Blurred, noisy image, linear intensities.
+    blurred : (ny, nx) or (ny, nx, 3) array
+        Blurred, noisy image, linear intensities, grey or colour (channels last): one kernel
+        blurs all three channels; it is estimated on the luminance and each channel
+        deconvolved with it (:func:`mrideblur.estimators.blind_common.blind_colour`).
     kernel_size : int
         Odd size (pixels, >= 3) of the kernel to estimate, a little larger than the blur.
     method : {"vb", "map", "diffusion"}
@@ -89,10 +130,14 @@ def blind_deconvolve(blurred: np.ndarray, kernel_size: int, method: str = "vb", 
     Returns
     -------
     Result
-        ``image``, ``kernel`` ``(kernel_size, kernel_size)`` and ``history``.
+        ``image`` (shaped like ``blurred``), ``kernel`` ``(kernel_size, kernel_size)`` and
+        ``history``.
     """
     entry = find("blind-deconvolve", method)
-    return entry.run_function()(blurred, kernel_size, entry.make_options(seed=seed, **options), progress, cancel)
+    run, opts = entry.run_function(), entry.make_options(seed=seed, **options)
+    if np.ndim(blurred) == 3:  # colour (checked there)
+        return blind_colour(run, blurred, kernel_size, opts, progress, cancel)
+    return run(blurred, kernel_size, opts, progress, cancel)
 
 
 def _correct_one(y: np.ndarray, si: np.ndarray, sens: np.ndarray | None, method: str, options,

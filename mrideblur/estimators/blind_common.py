@@ -5,22 +5,25 @@ A blind estimator of :mod:`mrideblur.estimators.blind_vb` (VB, MAP) or
 :mod:`mrideblur.estimators.blind_diffusion` estimates the kernel ``k`` of ``y = k * x + n`` on a
 patch of the image (Fergus et al. let the user pick one; ``"auto"`` takes the window with the most
 gradient energy), then deconvolves the whole image with that kernel by a non-blind method of
-:mod:`mrideblur.estimators.nonblind`.
+:mod:`mrideblur.estimators.nonblind`.  A colour image ``(ny, nx, 3)`` shares one kernel across
+its channels: :func:`blind_colour` estimates it on the luminance and deconvolves each channel.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from ..physics.blur import check_image
-from .base import Options
+from ..io.images import LUMA
+from ..physics.blur import check_colour_image, check_image, luminance
+from .base import CancelFn, Options, ProgressFn, Result
 from .nonblind import METHODS as NONBLIND_METHODS
 from .nonblind import _parse_params, deconvolve
 
-__all__ = ["BlindOptions", "final_image", "gradients", "prepare"]
+__all__ = ["BlindOptions", "blind_colour", "final_image", "gradients", "prepare"]
 
 
 def gradients(y: np.ndarray) -> list[np.ndarray]:
@@ -121,3 +124,30 @@ def final_image(y: np.ndarray, kernel: np.ndarray, options: BlindOptions) -> np.
     """Non-blind deconvolution of the whole image with the estimated kernel."""
     return deconvolve(y, kernel, method=options.nonblind, boundary=options.boundary,
                       **(options.nonblind_params or {}))
+
+
+def blind_colour(run: Callable[..., Result], blurred: np.ndarray, kernel_size: int, options: BlindOptions,
+                 progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> Result:
+    """Blind deconvolution of a colour image ``(ny, nx, 3)`` with one kernel for all channels.
+
+    The kernel is estimated by ``run`` (a grey method's run function) on the luminance
+    ``Y = LUMA . (R, G, B)``, which a shared kernel blurs like any channel (``Y = k * X + n_Y``;
+    a known ``noise_sigma`` per channel becomes ``|LUMA| noise_sigma`` there); each channel is
+    then deconvolved with that kernel by :func:`final_image`.
+
+    Returns
+    -------
+    Result
+        ``image`` ``(ny, nx, 3)``, ``kernel`` ``(m, m)``, the grey run's ``history`` plus
+        ``history["colour"]`` saying how the channels were handled.
+    """
+    rgb = check_colour_image(blurred, "blurred")
+    grey = options
+    if options.noise_sigma is not None:
+        grey = dataclasses.replace(options, noise_sigma=float(np.linalg.norm(LUMA)) * options.noise_sigma)
+    res = run(luminance(rgb), kernel_size, grey, progress, cancel)
+    image = np.stack([final_image(rgb[..., c], res.kernel, options) for c in range(3)], axis=-1)
+    history = dict(res.history)
+    history["colour"] = ("kernel estimated on the luminance 0.2125 R + 0.7154 G + 0.0721 B; each channel "
+                         f"deconvolved with it ({options.nonblind})")
+    return dataclasses.replace(res, image=image, history=history)

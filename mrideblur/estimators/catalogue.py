@@ -48,6 +48,8 @@ __all__ = ["CATALOGUE", "PROBLEMS", "Entry", "find", "methods"]
 PROBLEMS: dict[str, str] = {
     "deconvolve": "run(blurred (ny, nx) float, kernel (m, m), options) -> (ny, nx) float image",
     "blind-deconvolve": "run(blurred (ny, nx) float, kernel_size, options, progress, cancel) -> Result",
+    "deconvolve-nonuniform": "run(blurred float on operator.oshape, operator (2D sigpy Linop), options) -> float "
+                             "image on operator.ishape",
     "kspace": "run(kspace (coils, ky, kx) or (coils, kz, ky, kx), shot_index, sens or None, options, "
               "progress, cancel) -> Result",
     "magnitude": "run(image (ny, nx), shot_index (ny,), motion (nshot, 3) or None, options, progress, cancel) "
@@ -145,6 +147,11 @@ CATALOGUE: tuple[Entry, ...] = (
           "early stopping", "non-blind", "nonblind", "RichardsonLucyOptions"),
     Entry("deconvolve", "diffusion", "diffusion posterior mean (DiffPIR-style)", "none", "diffusion score",
           "non-blind", "nonblind", "DiffusionOptions"),
+    # image deblurring, spatially varying blur known (a pose path or a kernel field)
+    Entry("deconvolve-nonuniform", "hyper-laplacian", "IRLS + conjugate gradients on any blur operator", "none",
+          "hyper-Laplacian gradients", "non-blind", "nonblind_nonuniform", "NonuniformHyperLaplacianOptions"),
+    Entry("deconvolve-nonuniform", "tikhonov", "conjugate gradients on any blur operator", "none",
+          "Gaussian gradients", "non-blind", "nonblind_nonuniform", "NonuniformTikhonovOptions"),
     # image deblurring, kernel unknown
     Entry("blind-deconvolve", "map", "joint MAP of image and kernel (the naive baseline)", "kernel",
           "gradient mixture of Gaussians", "point", "blind_vb", "MAPOptions"),

@@ -1,7 +1,7 @@
 """File input and output: the only part of mrideblur that touches files.
 
-- 2D images: :func:`read_image` (PNG, TIFF, JPEG, ``.npy`` -> ``float64`` grey), and
-  :func:`write_image` (PNG 8/16 bit, float TIFF, ``.npy``);
+- 2D images: :func:`read_image` (PNG, TIFF, JPEG, ``.npy`` -> ``float64`` grey, or RGB with
+  ``colour=True``), and :func:`write_image` (grey or RGB; PNG 8/16 bit, float TIFF, ``.npy``);
 - volumes: :func:`read_nifti` / :func:`write_nifti` (affine and header kept);
 - arrays of any shape: :func:`write_array` (``.npy``); reports: :func:`write_json`;
 - every writer is atomic (:func:`atomic_write`, :func:`atomic_open`): a reader never sees a
@@ -12,11 +12,12 @@ expected.
 """
 
 from .atomic import atomic_open, atomic_write, full_suffix
-from .images import IMAGE_SUFFIXES, RASTER_SUFFIXES, read_image, to_jsonable, write_array, write_image, write_json
+from .images import IMAGE_SUFFIXES, LUMA, RASTER_SUFFIXES, read_image, to_jsonable, write_array, write_image, write_json
 from .nifti import NIFTI_SUFFIXES, is_nifti, read_nifti, write_nifti
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "LUMA",
     "NIFTI_SUFFIXES",
     "RASTER_SUFFIXES",
     "atomic_open",

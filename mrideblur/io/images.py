@@ -2,12 +2,14 @@
 
 Conventions
 -----------
-- Images come back as 2D ``float64`` arrays ``(ny, nx)`` indexed ``x[iy, ix]``.
+- Images come back as 2D ``float64`` arrays ``(ny, nx)`` indexed ``x[iy, ix]``; with
+  ``colour=True`` an RGB(A) file comes back as ``(ny, nx, 3)`` (channels last, R, G, B).
 - Integer pixel types are scaled to [0, 1] by the largest value of the type
   (``uint8 / 255``, ``uint16 / 65535``; signed types by their positive maximum, so they land in
   [-1, 1]); boolean images become 0.0 / 1.0; float images are kept as they are.
-- Colour images become grey by luminance, ``0.2125 R + 0.7154 G + 0.0721 B`` (ITU-R BT.709,
-  the weights of :func:`skimage.color.rgb2gray`); an alpha channel is dropped.
+- Otherwise colour images become grey by luminance :data:`LUMA`, ``0.2125 R + 0.7154 G +
+  0.0721 B`` (ITU-R BT.709, the weights of :func:`skimage.color.rgb2gray`); an alpha channel is
+  dropped either way.
 - ``.npy`` arrays are read as they are (cast to ``float64``, no scaling).
 
 Every failure to read becomes a :class:`ValueError` whose message starts with the file name and
@@ -29,6 +31,7 @@ import numpy as np
 from .atomic import atomic_open, atomic_write, full_suffix
 
 __all__ = [
+    "LUMA",
     "RASTER_SUFFIXES",
     "IMAGE_SUFFIXES",
     "read_image",
@@ -43,7 +46,8 @@ RASTER_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 #: Every suffix :func:`read_image` accepts.
 IMAGE_SUFFIXES = RASTER_SUFFIXES + (".npy",)
 _WRITE_SUFFIXES = (".png", ".tif", ".tiff", ".npy")
-_LUMA = np.array([0.2125, 0.7154, 0.0721])
+#: Luminance weights of R, G, B (ITU-R BT.709, as :func:`skimage.color.rgb2gray`).
+LUMA = np.array([0.2125, 0.7154, 0.0721])
 # Name the plugin: left to itself, imageio tries every backend on a bad file (slow, noisy).
 _PLUGINS = {".png": "pillow", ".jpg": "pillow", ".jpeg": "pillow", ".tif": "tifffile", ".tiff": "tifffile"}
 
@@ -74,14 +78,15 @@ def _to_float(arr: np.ndarray, path: Path) -> np.ndarray:
     raise ValueError(f"{path}: unsupported pixel type {arr.dtype}; expected integer or real pixels")
 
 
-def _to_gray(arr: np.ndarray, path: Path) -> np.ndarray:
-    """(ny, nx), (ny, nx, 1|2|3|4) -> (ny, nx); anything else is an error naming the file."""
+def _to_gray(arr: np.ndarray, path: Path, colour: bool = False) -> np.ndarray:
+    """(ny, nx), (ny, nx, 1|2|3|4) -> (ny, nx), or (ny, nx, 3) for colour with ``colour``;
+    anything else is an error naming the file."""
     if arr.ndim == 2:
         return arr
     if arr.ndim == 3 and arr.shape[-1] in (1, 2):  # grey, grey + alpha
         return arr[..., 0]
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):  # RGB, RGBA
-        return arr[..., :3] @ _LUMA
+        return arr[..., :3] if colour else arr[..., :3] @ LUMA
     raise ValueError(
         f"{path}: expected a single 2D image (grey or RGB), got an array of shape {arr.shape} "
         "(a multi-page or multi-channel file?)"
@@ -98,17 +103,20 @@ def _check_values(img: np.ndarray, path: Path, what: str = "image", element: str
     return img
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a 2D grey image from PNG, TIFF, JPEG or ``.npy``.
+def read_image(path: str | os.PathLike[str], colour: bool = False) -> np.ndarray:
+    """Read a 2D image from PNG, TIFF, JPEG or ``.npy``: grey, or RGB with ``colour``.
 
     Parameters
     ----------
     path : str or path-like
         File with a suffix in :data:`IMAGE_SUFFIXES`.
+    colour : bool
+        Keep an RGB(A) file's three colour channels (alpha dropped) instead of converting it to
+        grey; a grey file stays 2D. ``.npy`` arrays ``(ny, nx, 3)`` are then accepted too.
 
     Returns
     -------
-    (ny, nx) float64 ndarray
+    (ny, nx) or, for a colour file with ``colour``, (ny, nx, 3) float64 ndarray
         Raster files: values in [0, 1] for unsigned integer pixels (see the module notes for
         the scaling and the colour-to-grey weights). ``.npy``: the stored values.
 
@@ -132,8 +140,9 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
             raise ValueError(f"{p}: expected real values, got complex dtype {arr.dtype}")
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise ValueError(f"{p}: expected numeric values, got dtype {arr.dtype}")
-        if arr.ndim != 2:
-            raise ValueError(f"{p}: expected a 2D array (ny, nx), got shape {arr.shape}")
+        if not (arr.ndim == 2 or (colour and arr.ndim == 3 and arr.shape[-1] == 3)):
+            raise ValueError(f"{p}: expected a 2D array (ny, nx){' or an RGB image (ny, nx, 3)' if colour else ''}, "
+                             f"got shape {arr.shape}")
         return _check_values(arr.astype(np.float64), p)
     import imageio.v3 as iio  # imported here: only raster reads need it
 
@@ -146,7 +155,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise ValueError(f"{p}: could not read as a {kind} image ({type(exc).__name__}: {exc})") from None
     if arr.size == 0:
         raise ValueError(f"{p}: could not read as a {suffix.lstrip('.').upper()} image (no pixel data)")
-    img = _to_gray(_to_float(arr, p), p)
+    img = _to_gray(_to_float(arr, p), p, colour)
     return _check_values(np.ascontiguousarray(img, dtype=np.float64), p)
 
 
@@ -155,7 +164,7 @@ def write_image(
     image: np.ndarray,
     bit_depth: int = 8,
 ) -> Path:
-    """Write a 2D image atomically; the format follows the suffix.
+    """Write a 2D grey or RGB image atomically; the format follows the suffix.
 
     Parameters
     ----------
@@ -164,8 +173,8 @@ def write_image(
         in ``uint8`` or ``uint16`` — scale the image into [0, 1] first (for example by its
         maximum) if its values live elsewhere. ``.tif``/``.tiff``: ``float32``, values kept.
         ``.npy``: ``float64``, values kept.
-    image : (ny, nx) array_like
-        Real values.
+    image : (ny, nx) or (ny, nx, 3) array_like
+        Real values; three channels last are R, G, B.
     bit_depth : {8, 16}
         PNG sample size; ignored for the other formats.
 
@@ -177,7 +186,7 @@ def write_image(
     Raises
     ------
     ValueError
-        Unsupported suffix, not 2D, non-real values, NaN pixels in a PNG, a bad ``bit_depth``.
+        Unsupported suffix, neither 2D nor (ny, nx, 3), non-real values, NaN pixels in a PNG, a bad ``bit_depth``.
     """
     p = Path(path)
     suffix = full_suffix(p)
@@ -186,8 +195,8 @@ def write_image(
     arr = np.asarray(image)
     if np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(f"{p}: expected a real-valued image, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise ValueError(f"{p}: expected a 2D image (ny, nx), got shape {arr.shape}")
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 3)):
+        raise ValueError(f"{p}: expected a 2D image (ny, nx) or an RGB image (ny, nx, 3), got shape {arr.shape}")
     arr = arr.astype(np.float64)
     if suffix == ".npy":
         return write_array(p, arr)

@@ -4,7 +4,8 @@
 Blind (``vb``, ``map``): the kernel is estimated and added as a small layer (at the image's
 top-left corner, same pixel size). Non-blind (``wiener``, ``hyper-laplacian``, ...): the kernel
 is a Gaussian of the given width or any small image layer (a kernel estimated before, for
-instance). The plane is scaled to a peak of 1 for the deconvolution (the priors assume [0, 1]
+instance). An RGB layer is deblurred in colour (one kernel for the three channels, estimated on
+the luminance; an alpha channel is dropped) and comes back as an RGB layer. The plane is scaled to a peak of 1 for the deconvolution (the priors assume [0, 1]
 grey levels) and back. Runs on a ``thread_worker`` with napari's progress bar and Cancel (blind
 only: the non-blind solvers take well under a second).
 """
@@ -38,29 +39,32 @@ MAX_KERNEL_LAYER = 101
 
 
 def current_plane(viewer: Any, layer: Any) -> tuple[np.ndarray, tuple[int, ...]]:
-    """The 2D plane of ``layer`` on screen: its last two axes at the viewer's current position.
+    """The 2D plane of ``layer`` on screen: its last two axes (three for RGB) at the viewer's
+    current position.
 
     Parameters
     ----------
     viewer : napari.viewer.Viewer
-    layer : napari.layers.Image (not RGB)
+    layer : napari.layers.Image, grey or RGB(A)
 
     Returns
     -------
-    plane : (ny, nx) float64
+    plane : (ny, nx) float64, or (ny, nx, 3) for an RGB(A) layer (alpha dropped)
     index : tuple of int
         Indices of the plane along the layer's leading axes (empty for a 2D layer).
     """
-    if getattr(layer, "rgb", False):
-        raise ValueError(f"{layer.name}: RGB layers are not supported; convert to grey levels first")
+    rgb = bool(getattr(layer, "rgb", False))
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    if data.ndim < 2:
+    spatial = data.ndim - (1 if rgb else 0)
+    if spatial < 2:
         raise ValueError(f"{layer.name}: expected an image of at least 2 axes, got shape {data.shape}")
     index: tuple[int, ...] = ()
-    if data.ndim > 2:
+    if spatial > 2:
         pos = layer.world_to_data(viewer.dims.point)
-        index = tuple(int(np.clip(round(float(p)), 0, n - 1)) for p, n in zip(pos[: data.ndim - 2], data.shape))
+        index = tuple(int(np.clip(round(float(p)), 0, n - 1)) for p, n in zip(pos[: spatial - 2], data.shape))
     plane = np.asarray(data[index], dtype=np.float64)
+    if rgb:
+        plane = plane[..., :3]
     if np.iscomplexobj(plane):
         plane = np.abs(plane)
     return plane, index
@@ -184,11 +188,11 @@ class DeblurWidget(TaskControls, QWidget):
 
         if event is not None and getattr(event, "type", "") == "inserted":
             event.value.events.name.connect(self._refresh)
-        images = [lay for lay in reversed(self.viewer.layers) if isinstance(lay, Image) and not lay.rgb]
+        images = [lay for lay in reversed(self.viewer.layers) if isinstance(lay, Image)]
         for box, names in (
             (self.image, [lay.name for lay in images]),
-            (self.kernel, [GAUSSIAN_ITEM] + [lay.name for lay in images
-                                             if lay.ndim == 2 and max(lay.data.shape) <= MAX_KERNEL_LAYER]),
+            (self.kernel, [GAUSSIAN_ITEM] + [lay.name for lay in images if not lay.rgb and lay.ndim == 2
+                                             and max(lay.data.shape) <= MAX_KERNEL_LAYER]),
         ):
             current = box.currentText()
             box.blockSignals(True)
@@ -247,9 +251,10 @@ class DeblurWidget(TaskControls, QWidget):
         translate = tuple(src.translate[-2:]) if src is not None else (0.0, 0.0)
         where = "" if not outcome.index else " [" + ", ".join(str(i) for i in outcome.index) + "]"
         img = outcome.image.astype(np.float32)
+        look = {"rgb": True} if img.ndim == 3 else {"colormap": "gray"}
         out: list[LayerData] = [
             (img, {"name": f"{outcome.name}{where} deblurred ({outcome.method})", "scale": scale,
-                   "translate": translate, "colormap": "gray", "contrast_limits": contrast(img),
+                   "translate": translate, **look, "contrast_limits": contrast(img),
                    "metadata": {"deblur_history": outcome.history, "plane_index": outcome.index}}, "image"),
         ]
         if outcome.blind:
