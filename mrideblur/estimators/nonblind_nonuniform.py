@@ -27,6 +27,7 @@ import numpy as np
 import sigpy as sp
 
 from ..physics.blur import check_image
+from ..physics.cg import conjugate_gradient
 from .base import Options, positive_int
 
 __all__ = ["NonuniformHyperLaplacianOptions", "NonuniformTikhonovOptions", "run"]
@@ -101,24 +102,6 @@ def _grad_adjoint(g: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cg(normal, b: np.ndarray, x: np.ndarray, iters: int) -> np.ndarray:
-    r = b - normal(x)
-    p = r.copy()
-    rr = float(np.vdot(r, r))
-    stop = 1e-20 * max(float(np.vdot(b, b)), 1e-300)
-    for _ in range(iters):
-        if rr <= stop:
-            break
-        q = normal(p)
-        step = rr / float(np.vdot(p, q))
-        x = x + step * p
-        r = r - step * q
-        rr_new = float(np.vdot(r, r))
-        p = r + (rr_new / rr) * p
-        rr = rr_new
-    return x
-
-
 def _start(y: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """``y`` centred on the input grid, its border extended by the nearest pixel."""
     py, px = shape[0] - y.shape[0], shape[1] - y.shape[1]
@@ -160,9 +143,11 @@ def run(blurred: np.ndarray, operator: sp.linop.Linop, options: Options) -> np.n
     x = _start(y, ishape)
     if options.method == "tikhonov":
         lam = options.lam
-        return _cg(lambda v: blur_h(blur(v)) + lam * _grad_adjoint(_grad(v)), b, x, options.cg_iters)
+        return conjugate_gradient(lambda v: blur_h(blur(v)) + lam * _grad_adjoint(_grad(v)), b, x,
+                                  max_iter=options.cg_iters)
     mu = options.alpha / options.lam
     for eps in np.geomspace(0.1, 0.005, options.outer):
         w = np.maximum(np.abs(_grad(x)), eps) ** (options.alpha - 2.0)
-        x = _cg(lambda v, w=w: blur_h(blur(v)) + mu * _grad_adjoint(w * _grad(v)), b, x, options.cg_iters)
+        x = conjugate_gradient(lambda v, w=w: blur_h(blur(v)) + mu * _grad_adjoint(w * _grad(v)), b, x,
+                               max_iter=options.cg_iters)
     return x
