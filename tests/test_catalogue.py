@@ -14,7 +14,7 @@ def test_every_entry_loads_with_an_options_dataclass_derived_from_the_base():
     assert len({(e.problem, e.name) for e in CATALOGUE}) == len(CATALOGUE)
     for e in CATALOGUE:
         assert e.problem in PROBLEMS
-        assert e.family in ("point", "posterior", "profiled", "non-blind")
+        assert e.family in ("point", "posterior", "profiled", "non-blind", "learned")
         cls = e.options_class()
         assert dataclasses.is_dataclass(cls) and issubclass(cls, base.Options), e.name
         assert callable(e.run_function()), e.name

@@ -11,6 +11,7 @@ the catalogue (:mod:`mrideblur.estimators.catalogue`).
 - :mod:`~mrideblur.cli.correct` — ``mrideblur correct`` (k-space; NIfTI via the batch's tasks);
 - ``mrideblur batch`` — registered from :mod:`mrideblur.batch` (its public ``add_parser``);
 - :mod:`~mrideblur.cli.train_prior` — ``mrideblur train-prior`` (the diffusion prior);
+- :mod:`~mrideblur.cli.train_deblur` — ``mrideblur train-deblur`` (learned deblurring networks);
 - :mod:`~mrideblur.cli.demo` — ``mrideblur demo``.
 
 What the shells share (progress bar, history summaries, scores) is in :mod:`mrideblur.shell`.

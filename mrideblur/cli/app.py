@@ -14,13 +14,14 @@ from .correct import add_parser as add_correct
 from .deblur import add_parser as add_deblur
 from .demo import add_parser as add_demo
 from .simulate import add_parser as add_simulate
+from .train_deblur import add_parser as add_train_deblur
 from .train_prior import add_parser as add_train_prior
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Every subcommand's parser builder, in the order ``--help`` lists them.
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    add_deblur, add_simulate, add_correct, add_batch, add_train_prior, add_demo)
+    add_deblur, add_simulate, add_correct, add_batch, add_train_prior, add_train_deblur, add_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

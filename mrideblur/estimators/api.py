@@ -112,10 +112,11 @@ def blind_deconvolve(blurred: np.ndarray, kernel_size: int, method: str = "vb", 
         deconvolved with it (:func:`mrideblur.estimators.blind_common.blind_colour`).
     kernel_size : int
         Odd size (pixels, >= 3) of the kernel to estimate, a little larger than the blur.
-    method : {"vb", "map", "diffusion"}
+    method : {"vb", "map", "diffusion", "srn"}
         Variational Bayes after Fergus et al. 2006 (:mod:`mrideblur.estimators.blind_vb`), the
-        naive joint MAP of the same model, or kernel refits along a diffusion posterior sweep
-        (:mod:`mrideblur.estimators.blind_diffusion`).
+        naive joint MAP of the same model, kernel refits along a diffusion posterior sweep
+        (:mod:`mrideblur.estimators.blind_diffusion`), or the scale-recurrent network end to end
+        (:mod:`mrideblur.estimators.deblur_network`; a kernel fitted to its image).
     seed : int
         Seeds every random choice: the same seed gives the same result.
     progress : callable(step, total, message), optional
@@ -135,7 +136,7 @@ def blind_deconvolve(blurred: np.ndarray, kernel_size: int, method: str = "vb", 
     """
     entry = find("blind-deconvolve", method)
     run, opts = entry.run_function(), entry.make_options(seed=seed, **options)
-    if np.ndim(blurred) == 3:  # colour (checked there)
+    if np.ndim(blurred) == 3 and not entry.colour:  # colour (checked there); a network takes it itself
         return blind_colour(run, blurred, kernel_size, opts, progress, cancel)
     return run(blurred, kernel_size, opts, progress, cancel)
 

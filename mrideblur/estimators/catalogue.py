@@ -21,7 +21,9 @@ and the estimators come in three families:
   updated along a diffusion posterior sweep; the chains also give the uncertainty);
 - **profiled** — the image is re-solved for every candidate parameter and the few parameters
   are searched globally, then refined: the step autofocus of magnitude images;
-- **non-blind** — the parameters are known (a kernel; a motion table): the image alone.
+- **non-blind** — the parameters are known (a kernel; a motion table): the image alone;
+- **learned** — a network trained on examples maps the data to the image (the scale-recurrent
+  network); whatever parameters are reported are fitted afterwards.
 
 Each :class:`Entry` names its module, its options dataclass and its run function; modules are
 imported only when a method is used, so listing methods is instant. The public entry points
@@ -74,7 +76,7 @@ class Entry:
     prior : str
         The image prior.
     family : str
-        ``"point"``, ``"posterior"``, ``"profiled"`` or ``"non-blind"``.
+        ``"point"``, ``"posterior"``, ``"profiled"``, ``"non-blind"`` or ``"learned"``.
     module : str
         Module (relative to :mod:`mrideblur.estimators`) holding the method.
     options : str
@@ -85,6 +87,10 @@ class Entry:
         k-space methods: name of the function that re-solves the image for fixed motion and coil
         maps after the safeguard rejected shots, ``resolve(kspace, shot_index, sens, motion, x0,
         options) -> (image, uncertainty or None)``; empty: CG-SENSE (30 iterations from ``x0``).
+    colour : bool
+        Blind deblurring methods whose run function takes a colour image ``(ny, nx, 3)`` itself
+        (an end-to-end network); the others get the luminance for the kernel and each channel
+        deconvolved with it (:func:`mrideblur.estimators.blind_common.blind_colour`).
     """
 
     problem: str
@@ -97,6 +103,7 @@ class Entry:
     options: str = "Options"
     run: str = "run"
     resolve: str = ""
+    colour: bool = False
 
     def _module(self):
         return importlib.import_module(f"mrideblur.estimators.{self.module}")
@@ -159,6 +166,9 @@ CATALOGUE: tuple[Entry, ...] = (
           "gradient mixture of Gaussians", "posterior", "blind_vb", "VBOptions"),
     Entry("blind-deconvolve", "diffusion", "kernel refits along a diffusion posterior sweep", "kernel",
           "diffusion score", "posterior", "blind_diffusion", "BlindDiffusionOptions"),
+    Entry("blind-deconvolve", "srn", "scale-recurrent network, end to end (Tao et al. 2018); kernel fitted after",
+          "none (image directly)", "learned from blurred photographs", "learned", "deblur_network",
+          "NetworkDeblurOptions", colour=True),
     # multi-coil k-space with rigid motion
     Entry("kspace", "none", "CG-SENSE with ESPIRiT maps, no motion correction", "none", "Tikhonov (early stop)",
           "non-blind", "sense", "NoCorrectionOptions", "run_uncorrected"),

@@ -18,24 +18,22 @@ and on interruption): ``model``, ``ema``, ``optimizer`` state, ``step``, ``secon
 time so far), the torch generator (noise, sigma) and numpy generator (data) states, the configs
 and the loss history. ``resume=True`` restores all of it, so an interrupted run continues with
 exactly the numbers an uninterrupted one would have produced (``tests/test_prior.py`` checks).
+The loop itself (optimiser, EMA, checkpoints, interruption) is :class:`mrideblur.learn.loop.Trainer`,
+shared with the learned deblurring networks.
 """
 
 from __future__ import annotations
 
-import copy
-import csv
 import json
-import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from mrideblur.io.atomic import atomic_open, atomic_write
 
+from ..learn.loop import LoopConfig, Trainer, checkpoint_path
 from ..threads import with_threads
 from .data import TrainingData, builtin_base_slices, load_slices
 from .sde import VESDE
@@ -115,13 +113,6 @@ class TrainConfig:
         return cls(**d)
 
 
-def checkpoint_path(out: str | Path) -> Path:
-    """The checkpoint file for ``--out``: ``out`` itself when it ends in ``.pt``, else
-    ``out/checkpoint.pt``."""
-    out = Path(out)
-    return out if out.suffix == ".pt" else out / "checkpoint.pt"
-
-
 def dsm_loss(model: Denoiser, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """EDM-weighted denoising score matching loss (module docstring), averaged over the batch."""
     sd = model.config.sigma_data
@@ -189,14 +180,6 @@ def _load_init(model: Denoiser, path: str, unet_cfg: UNetConfig) -> None:
     if UNetConfig.from_dict(f["unet"]).to_dict() != unet_cfg.to_dict():
         raise ValueError(f"init {f['path']}: its network ({f['unet']}) differs from the run's ({unet_cfg.to_dict()})")
     model.load_state_dict(f["state"])
-
-
-def _write_log(path: Path, history: list[dict]) -> None:
-    with atomic_open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["step", "loss", "seconds"])
-        for h in history:
-            w.writerow([h["step"], f"{h['loss']:.6f}", f"{h['seconds']:.1f}"])
 
 
 def export_weights(source: str | Path | dict, out: str | Path, dtype: torch.dtype = torch.float16,
@@ -276,7 +259,6 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
         Called after every step.
     """
     ckpt = checkpoint_path(out)
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available to this torch build")
@@ -289,138 +271,24 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
     unet_cfg = UNetConfig.from_dict(config.unet)
     sde = VESDE.from_dict(config.sde)
     torch.manual_seed(config.seed)
-    model = Denoiser(unet_cfg).to(device)
-    ema = copy.deepcopy(model).eval()
-    for p in ema.parameters():
-        p.requires_grad_(False)
+    trainer = Trainer(Denoiser(unet_cfg).to(device), LoopConfig.of(config), device)
     if state is None and config.init is not None:
-        _load_init(model, config.init, unet_cfg)
-        ema.load_state_dict(model.state_dict())
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    gen = torch.Generator().manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    step, seconds, history = 0, 0.0, []
+        _load_init(trainer.model, config.init, unet_cfg)
+        trainer.sync_ema()
     if state is not None:
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["torch_rng"])
-        rng.bit_generator.state = state["numpy_rng"]
-        step, seconds, history = int(state["step"]), float(state["seconds"]), list(state["history"])
+        trainer.load_state(state)
     stream = data if data is not None else _make_data(config)
 
-    def snapshot() -> dict:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "config": config.to_dict(),
-            "unet": unet_cfg.to_dict(),
-            "sde": sde.to_dict(),
-            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            "ema": {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()},
-            "optimizer": opt.state_dict(),
-            "step": step,
-            "seconds": seconds,
-            "torch_rng": gen.get_state(),
-            "numpy_rng": rng.bit_generator.state,
-            "history": history,
-        }
+    def loss_fn(t: Trainer) -> torch.Tensor:
+        x0 = torch.from_numpy(stream.batch(config.batch, t.rng)).to(device)
+        sigma = sde.sample_sigma(config.batch, generator=t.gen).to(device)
+        noise = torch.randn(x0.shape, generator=t.gen).to(device)
+        return dsm_loss(t.model, x0, sigma, noise)
 
-    def save() -> dict:
-        snap = snapshot()
-        atomic_write(ckpt, lambda tmp: torch.save(snap, tmp))
-        _write_log(ckpt.parent / "loss.csv", history)
-        if export is not None:
-            export_weights(snap, export, info=export_info)
-        return snap
+    def extra() -> dict:
+        return {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "unet": unet_cfg.to_dict(),
+                "sde": sde.to_dict()}
 
-    bar = None
-    if progress:
-        import sys
-
-        from tqdm import tqdm
-
-        tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
-        bar = tqdm(total=config.steps, initial=step, desc="train-prior", file=sys.stderr,
-                   mininterval=0.5 if tty else 30.0, ascii=not tty, dynamic_ncols=tty)
-    run_losses: list[float] = []
-    done_here = 0
-    snap = None
-    stop = _StopFlag()
-    try:
-        stop.install()
-        model.train()
-        while step < config.steps:
-            t0 = time.perf_counter()
-            x0 = torch.from_numpy(stream.batch(config.batch, rng)).to(device)
-            sigma = sde.sample_sigma(config.batch, generator=gen).to(device)
-            noise = torch.randn(x0.shape, generator=gen).to(device)
-            for g in opt.param_groups:
-                g["lr"] = config.lr * min(1.0, (step + 1) / max(config.warmup, 1))
-            loss = dsm_loss(model, x0, sigma, noise)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            decay = min(config.ema_decay, (1 + step) / (10 + step))
-            with torch.no_grad():
-                for pe, pm in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(pm, 1 - decay)
-                for be, bm in zip(ema.buffers(), model.buffers()):
-                    be.copy_(bm)
-            step += 1
-            done_here += 1
-            seconds += time.perf_counter() - t0
-            lv = float(loss.detach())
-            if not math.isfinite(lv):
-                raise ValueError(f"training diverged at step {step} (loss {lv}); lower --lr")
-            run_losses.append(lv)
-            if callback is not None:
-                callback(step, lv)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{np.mean(run_losses[-50:]):.4f}", refresh=False)
-            last = step >= config.steps or (stop_after is not None and done_here >= stop_after) or stop.set
-            if step % config.checkpoint_every == 0 or last:
-                history.append({"step": step, "loss": float(np.mean(run_losses)), "seconds": seconds})
-                run_losses = []
-                snap = save()
-            if last:
-                break
-    finally:
-        stop.uninstall()
-        if bar is not None:
-            bar.close()
-    if stop.set:
-        raise KeyboardInterrupt(f"training interrupted; checkpoint at step {step} in {ckpt}")
-    return snap if snap is not None else snapshot()
-
-
-class _StopFlag:
-    """SIGINT / SIGTERM set a flag instead of raising mid-step, so the loop finishes the step,
-    writes a consistent checkpoint and stops (only in the main thread; elsewhere a no-op)."""
-
-    def __init__(self) -> None:
-        self.set = False
-        self._old: dict = {}
-
-    def _handler(self, signum, frame) -> None:
-        if self.set:  # a second signal: give up at once
-            raise KeyboardInterrupt
-        self.set = True
-
-    def install(self) -> None:
-        import signal
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old[sig] = signal.signal(sig, self._handler)
-
-    def uninstall(self) -> None:
-        import signal
-
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        self._old = {}
+    on_save = None if export is None else (lambda snap: export_weights(snap, export, info=export_info))
+    return trainer.fit(loss_fn, ckpt, extra, on_save=on_save, progress=progress, desc="train-prior",
+                       stop_after=stop_after, callback=callback)

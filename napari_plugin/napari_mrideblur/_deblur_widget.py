@@ -93,7 +93,8 @@ def run_deblur(plane: np.ndarray, name: str, index: tuple[int, ...], method: str
     peak = float(np.max(np.abs(plane))) or 1.0
     y = plane / peak
     if method in BLIND_METHODS and kernel is None:  # "diffusion" is both: blind only without a kernel
-        iters = {} if method == "diffusion" else {"n_iter": n_iter, "n_starts": n_starts}  # diffusion: its own
+        # the widget's iterations and starts are VB's and MAP's; diffusion and networks use their own
+        iters = {"n_iter": n_iter, "n_starts": n_starts} if method in ("vb", "map") else {}
         res = blind_deconvolve(y, kernel_size, method=method, seed=seed, progress=progress, cancel=cancel, **iters)
         image, k, history, blind = res.image, res.kernel, res.history, True
     else:

@@ -1,0 +1,114 @@
+"""The learned deblurring networks on the deblurring benchmark's photographs (never trained on).
+
+Set and scoring: exactly those of ``benchmarks/deblur.py`` — the four benchmark photographs
+(camera, astronaut, moon, coins; ``benchmarks/images.py``, kept out of every training set by
+:data:`mrideblur.learn.blur_data.BENCHMARK_PHOTOS`), 256 x 256 observations of a ``valid`` blur
+by four camera-shake kernels of 15-25 px, 1% noise; PSNR and SSIM on the interior at the best
+whole-pixel shift within +-3 px.  A network returns the observation-sized image, edge-padded to
+scene size like the blurred input (only the interior is scored).  ``ER`` is Levin et al.'s error
+ratio of the kernel fitted to the network's image (hyper-Laplacian deconvolution with it against
+the true kernel): how well the network's image explains the blur, not the network's own score.
+
+Each weights file is one row group (``--weights name=path``, several allowed: a run's
+checkpoints along training).  VB's figures on the same cases are in ``benchmarks/deblur.md``.
+
+Run from the repository root: ``python benchmarks/deblur_learned.py --weights srn=PATH`` (writes
+``benchmarks/deblur_learned.md``; about 1 s per case and network on one thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import mrideblur  # noqa: E402
+from mrideblur.deblur import blind_deconvolve, blur, camera_shake_kernel, deconvolve  # noqa: E402
+from mrideblur.learn.train_deblur import load_deblur_network  # noqa: E402
+from mrideblur.metrics import error_ratio, kernel_similarity  # noqa: E402
+from mrideblur.threads import set_threads  # noqa: E402
+
+from benchmarks.deblur import KERNELS, MAX_SHIFT, NOISE_SIGMA, SIZE, interior, scores  # noqa: E402
+from benchmarks.images import benchmark_images  # noqa: E402
+
+
+def run(weights: list[tuple[str, str]]) -> list[dict]:
+    rows = []
+    for ks, kseed in KERNELS:
+        images = benchmark_images(SIZE + ks - 1)
+        k_true = camera_shake_kernel(ks, seed=kseed)
+        for ii, (name, x) in enumerate(images.items()):
+            y = blur(x, k_true, noise_sigma=NOISE_SIGMA, seed=100 * ii + kseed, boundary="valid")
+            x_hl_true = deconvolve(y, k_true, "hyper-laplacian", boundary="valid")
+            base = {"image": name, "ks": ks, "kseed": kseed}
+            sc = scores(np.pad(y, ks // 2, mode="edge"), x, ks)
+            rows.append({**base, "method": "blurred", **sc, "seconds": 0.0})
+            p_blur = sc["psnr"]
+            for label, path in weights:
+                t0 = time.perf_counter()
+                res = blind_deconvolve(y, ks, method="srn", weights=path)
+                dt = time.perf_counter() - t0
+                sc = scores(np.pad(res.image, ks // 2, mode="edge"), x, ks)
+                x_fit = deconvolve(y, res.kernel, "hyper-laplacian", boundary="valid")
+                sc["er"] = error_ratio(interior(x_fit, ks), interior(x_hl_true, ks), interior(x, ks), MAX_SHIFT)
+                sc["ksim"] = kernel_similarity(res.kernel, k_true)
+                rows.append({**base, "method": label, **sc, "seconds": dt})
+                print(f"{name} {ks}/{kseed} {label}: {sc['psnr'] - p_blur:+.2f} dB", flush=True)
+    return rows
+
+
+def write(rows: list[dict], weights: list[tuple[str, str]], out: Path, command: str, wall: float) -> None:
+    lines = ["# Learned deblurring on the deblurring benchmark", "",
+             f"- Command: `{command}`",
+             f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; mrideblur "
+             f"{mrideblur.__version__}; {os.cpu_count()} CPU cores, one thread; total {wall:.0f} s",
+             "- Set and scoring: those of `benchmarks/deblur.py` (16 cases: camera, astronaut, moon, coins x four "
+             "camera-shake kernels of 15-25 px, valid blur, 1% noise); see the module docstring. VB on the same "
+             "cases: median gain +4.03 dB (`benchmarks/deblur.md`).", "",
+             "| method | weights: training steps (CPU hours) | median gain over blurred (dB) | min / max gain | "
+             "median PSNR | median SSIM | median ER of the fitted kernel | median s |",
+             "|---|---|---|---|---|---|---|---|"]
+    blurred = {(r["image"], r["ks"], r["kseed"]): r for r in rows if r["method"] == "blurred"}
+    for label, path in weights:
+        _, info = load_deblur_network(path)
+        sel = [r for r in rows if r["method"] == label]
+        gains = [r["psnr"] - blurred[(r["image"], r["ks"], r["kseed"])]["psnr"] for r in sel]
+        lines.append(f"| {label} | {info.get('steps')} ({float(info.get('seconds', 0)) / 3600:.1f}) | "
+                     f"{np.median(gains):+.2f} | {min(gains):+.2f} / {max(gains):+.2f} | "
+                     f"{np.median([r['psnr'] for r in sel]):.2f} | {np.median([r['ssim'] for r in sel]):.3f} | "
+                     f"{np.median([r['er'] for r in sel]):.2f} | {np.median([r['seconds'] for r in sel]):.1f} |")
+    lines += ["", "## Per case (gain over blurred, dB)", "",
+              "| image | kernel | blurred PSNR | " + " | ".join(label for label, _ in weights) + " |",
+              "|---|---|---|" + "---|" * len(weights)]
+    for key, b in blurred.items():
+        cells = [f"{next(r['psnr'] for r in rows if r['method'] == label and (r['image'], r['ks'], r['kseed']) == key) - b['psnr']:+.2f}"
+                 for label, _ in weights]
+        lines.append(f"| {key[0]} | {key[1]} px, seed {key[2]} | {b['psnr']:.2f} | " + " | ".join(cells) + " |")
+    out.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", nargs="+", required=True, help="name=path pairs (exported weights or checkpoints)")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "deblur_learned.md")
+    args = ap.parse_args()
+    set_threads(1)
+    weights = [tuple(w.split("=", 1)) for w in args.weights]
+    t0 = time.perf_counter()
+    rows = run(weights)
+    command = "python benchmarks/deblur_learned.py " + " ".join(sys.argv[1:])
+    write(rows, weights, args.out, command, time.perf_counter() - t0)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""``mrideblur train-deblur``: train a learned deblurring network on blurred built-in photographs
+(a thin shell over :func:`mrideblur.learn.train_deblur.train`; registered in
+:data:`mrideblur.cli.COMMANDS`).
+
+Examples::
+
+    mrideblur train-deblur --network srn --steps 20000 --out runs/srn/ --export runs/srn.pt
+    mrideblur train-deblur --network srn --steps 40000 --out runs/srn/ --resume   # continue / extend
+
+Ctrl-C (or SIGTERM) finishes the current step, writes the checkpoint and exits with 130;
+``--resume`` continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from ..shell import add_command
+
+__all__ = ["add_parser", "cmd_train_deblur"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Add the ``train-deblur`` subcommand to ``mrideblur``'s subparsers."""
+    p = add_command(sub, "train-deblur", cmd_train_deblur,
+                    "train a learned deblurring network on blurred built-in photographs")
+    p.add_argument("--network", default="srn", help="the network to train (default srn)")
+    p.add_argument("--out", required=True, type=Path, metavar="CKPT",
+                   help="checkpoint: a .pt file, or a folder (checkpoint.pt and loss.csv inside)")
+    p.add_argument("--steps", type=int, default=20000, help="total training steps (default 20000)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--crop", type=int, default=96, help="training crop side (default 96)")
+    p.add_argument("--batch", type=int, default=8, help="crops per step (default 8)")
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--export", type=Path, default=None, metavar="WEIGHTS",
+                   help="also write the EMA weights (float16) here at every checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def cmd_train_deblur(args: argparse.Namespace) -> int:
+    """Train on camera-shake blur (15-25 px kernels, valid blur, 0.5-2% noise) of the training
+    photographs (:data:`mrideblur.learn.blur_data.TRAIN_PHOTOS`), EMA weights, a checkpoint every
+    --checkpoint-every steps; --resume continues an interrupted run exactly."""
+    from ..learn.loop import checkpoint_path
+    from ..learn.train_deblur import TrainDeblurConfig, export_deblur_weights, load_deblur_network, train
+
+    if args.steps < 0:
+        raise ValueError(f"--steps: expected >= 0, got {args.steps}")
+    cfg = TrainDeblurConfig(network=args.network, crop=args.crop, batch=args.batch, steps=args.steps, lr=args.lr,
+                            checkpoint_every=args.checkpoint_every, seed=args.seed)
+    cfg.validate()
+    ckpt = checkpoint_path(args.out)
+    info = {"command": "mrideblur " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
+    if args.resume and ckpt.exists():
+        done = int(load_deblur_network(ckpt)[1]["steps"])
+        if args.steps <= done:
+            print(f"{ckpt}: already at step {done} (>= --steps {args.steps}); nothing to train")
+            if args.export is not None:
+                print(f"exported EMA weights: {export_deblur_weights(ckpt, args.export, info=info)}")
+            return 0
+        print(f"resuming {ckpt} at step {done} with its own settings (of the options only --steps, "
+              f"--device, --threads and --export apply)", file=sys.stderr)
+    elif ckpt.exists():
+        raise ValueError(f"--out {args.out}: a checkpoint exists; pass --resume to continue it or pick another --out")
+    try:
+        snap = train(cfg, args.out, resume=args.resume, device=args.device, progress=not args.quiet,
+                     export=None)
+    except KeyboardInterrupt as exc:
+        print(f"mrideblur: {exc or 'interrupted'}", file=sys.stderr)
+        return 130
+    finally:
+        if args.export is not None and ckpt.exists():
+            export_deblur_weights(ckpt, args.export, info=info)
+    h = snap["history"]
+    print(f"step {snap['step']}, loss {h[-1]['loss']:.5f}, {snap['seconds']:.0f} s of training; checkpoint {ckpt}")
+    if args.export is not None:
+        print(f"EMA weights: {args.export}")
+    return 0

@@ -1,0 +1,116 @@
+r"""Blind deblurring by a trained network, end to end (``method="srn"``: Tao et al. 2018).
+
+The network (:class:`mrideblur.learn.srn.SRN`, trained by ``mrideblur train-deblur`` on blurred
+built-in photographs) maps the blurred image ``y`` straight to the sharp estimate ``x``; a colour
+image goes channel by channel.  It estimates no kernel, so one is fitted afterwards to explain
+``y`` from ``x`` — least squares on image gradients over the simplex
+(:func:`mrideblur.estimators.blind_diffusion.fit_kernel`), on the pixels whose whole footprint
+the estimate covers::
+
+    k = argmin_{k >= 0, sum k = 1}  sum_d ||M (k * d x - d y)||^2 + gamma ||k||^2
+
+— a reading of what blur the network removed (and the kernel the shells write), not part of the
+estimate.  ``history["residual"]`` is ``||M (k * x - y)|| / sqrt(|M|)``, in image units, next to
+the noise level estimated from ``y`` (``history["noise_sigma"]``, VB's estimator): a residual
+far above it says the network's image does not explain the data.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import signal
+
+from ..learn.srn import deblur_image
+from ..learn.train_deblur import load_deblur_network
+from ..physics.blur import check_colour_image, check_image, luminance
+from .base import CancelFn, Options, ProgressFn, Result
+from .blind_diffusion import fit_kernel
+from .blind_vb import _noise_sigma_estimate
+
+__all__ = ["NetworkDeblurOptions", "run", "shipped_weights"]
+
+#: Folder of the shipped network weights (``<method>.pt``, a provenance ``.json`` beside each).
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "learn" / "weights"
+
+
+def shipped_weights(method: str) -> Path:
+    """The weights file shipped for ``method``; ``ValueError`` when this installation lacks it."""
+    path = WEIGHTS_DIR / f"{method}.pt"
+    if not path.is_file():
+        raise ValueError(f"{path}: no shipped weights for method {method!r}; train them with "
+                         f"'mrideblur train-deblur --network {method} --out RUN --export W.pt' and pass weights=W.pt")
+    return path
+
+
+@dataclass
+class NetworkDeblurOptions(Options):
+    """Options of an end-to-end deblurring network.
+
+    Attributes
+    ----------
+    weights : str, Path or None
+        Exported weights or a training checkpoint; ``None``: the shipped ones
+        (:func:`shipped_weights`).
+    device : str
+        ``"cpu"`` or ``"cuda"``.
+    fit_iters : int
+        FISTA iterations of the kernel fit.
+    seed : int
+        Unused by the network (deterministic); kept so every blind method takes ``seed``.
+    """
+
+    weights: Any = None
+    device: str = "cpu"
+    fit_iters: int = 100
+    seed: int = 0
+    method = "srn"
+
+
+def run(blurred: np.ndarray, kernel_size: int, options: NetworkDeblurOptions, progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None) -> Result:
+    """Deblur ``blurred`` (``(ny, nx)`` or ``(ny, nx, 3)``) with the network; fit a
+    ``kernel_size`` kernel to the result (module notes).
+
+    Returns
+    -------
+    Result
+        ``image`` shaped like ``blurred``, ``kernel`` ``(kernel_size, kernel_size)``,
+        ``history`` with ``weights``, ``steps`` (training steps of the weights), ``residual``,
+        ``noise_sigma``, ``seconds``.
+    """
+    t0 = time.perf_counter()
+    colour = np.ndim(blurred) == 3
+    y = check_colour_image(blurred, "blurred") if colour else check_image(blurred, "blurred")
+    if int(kernel_size) != kernel_size or kernel_size < 3 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size: expected an odd integer >= 3, got {kernel_size}")
+    m = int(kernel_size)
+    grey = luminance(y) if colour else y
+    if 2 * m > min(grey.shape):
+        raise ValueError(f"kernel_size: {m} is too large for the image {grey.shape} (need at least twice the kernel size)")
+    net, info = load_deblur_network(options.weights if options.weights is not None else shipped_weights(options.method),
+                                    device=options.device)
+    if progress is not None:
+        progress(0, 2, f"{options.method}: network")
+    x = deblur_image(net, y, options.device)
+    if progress is not None:
+        progress(1, 2, f"{options.method}: kernel fit")
+    h = m // 2
+    xg = luminance(x) if colour else x
+    mask = np.zeros(grey.shape)
+    mask[h:-h, h:-h] = 1.0
+    delta = np.zeros((m, m))
+    delta[h, h] = 1.0
+    kernel = fit_kernel(xg, grey, mask, delta, iters=options.fit_iters)
+    model = signal.fftconvolve(xg, kernel, mode="same")
+    residual = float(np.sqrt(np.sum(mask * (model - grey) ** 2) / mask.sum()))
+    if progress is not None:
+        progress(2, 2, f"{options.method}: done")
+    history = {"weights": info.get("path"), "steps": info.get("steps"), "residual": residual,
+               "noise_sigma": float(_noise_sigma_estimate(grey)), "seconds": time.perf_counter() - t0, "cancelled": False}
+    return Result(image=x, kernel=kernel, history=history,
+                  report={"method": options.method, "parameters": options.as_dict(), "seconds": history["seconds"]})

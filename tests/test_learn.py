@@ -1,0 +1,111 @@
+"""The learned deblurring pieces: training pairs, the scale-recurrent network, the shared
+training loop (exact resume), weights export and loading."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import signal
+
+from mrideblur.learn.blur_data import BENCHMARK_PHOTOS, TRAIN_PHOTOS, BlurPairs, training_photos
+from mrideblur.learn.srn import SRN, SRNConfig, deblur_image, srn_loss
+from mrideblur.learn.train_deblur import TrainDeblurConfig, export_deblur_weights, load_deblur_network, train
+
+TINY = SRNConfig(channels=(4, 6, 8), blocks=1, nscale=2)
+
+
+@pytest.fixture(scope="module")
+def pairs() -> BlurPairs:
+    rng = np.random.default_rng(0)
+    photos = [rng.uniform(size=(90, 110)).astype(np.float32), rng.uniform(size=(80, 80)).astype(np.float32)]
+    return BlurPairs(crop=32, kernel_sizes=(5, 7), noise_range=(0.0, 0.0), bank_size=8, photos=photos)
+
+
+def test_pairs_are_a_valid_blur_of_the_aligned_sharp_crop(pairs):
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        blurred, sharp, k = pairs.pair(rng)
+        assert blurred.shape == sharp.shape == (32, 32)
+        h = k.shape[0] // 2
+        same = signal.fftconvolve(sharp.astype(np.float64), k, mode="same")
+        np.testing.assert_allclose(blurred[h:-h, h:-h], same[h:-h, h:-h], atol=1e-5)  # aligned, no shift
+    b, s = pairs.batch(3, np.random.default_rng(2))
+    assert b.shape == s.shape == (3, 1, 32, 32) and b.dtype == np.float32
+
+
+def test_training_photos_leave_the_benchmark_photographs_out():
+    assert not set(TRAIN_PHOTOS) & set(BENCHMARK_PHOTOS)
+    with pytest.raises(ValueError, match="benchmark"):
+        training_photos(("camera",))
+    grey_and_channels = training_photos(("coffee",))
+    assert len(grey_and_channels) == 4 and all(p.ndim == 2 and 0 <= p.min() and p.max() <= 1 for p in grey_and_channels)
+
+
+def test_srn_runs_coarse_to_fine_and_pads_any_image():
+    net = SRN(TINY)
+    outs = net(torch.zeros(2, 1, 32, 48))
+    assert [tuple(o.shape[-2:]) for o in outs] == [(16, 24), (32, 48)]
+    np.testing.assert_allclose(outs[-1].detach().numpy(), net(torch.zeros(2, 1, 32, 48))[-1].detach().numpy())
+    with pytest.raises(ValueError, match="multiples of 8"):
+        net(torch.zeros(1, 1, 30, 32))
+    assert float(srn_loss([torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 8, 8)], torch.ones(1, 1, 8, 8))) == 1.0
+    img = np.random.default_rng(0).uniform(size=(37, 29))
+    assert deblur_image(net, img).shape == (37, 29)
+    assert deblur_image(net, np.stack([img] * 3, -1)).shape == (37, 29, 3)
+
+
+def test_training_resumes_exactly_and_exported_weights_reproduce_the_ema(tmp_path, pairs, one_torch_thread):
+    cfg = TrainDeblurConfig(net=TINY.to_dict(), crop=32, batch=2, kernel_sizes=(5, 7), steps=4,
+                            checkpoint_every=2, warmup=1, lr=1e-3)
+    straight = train(cfg, tmp_path / "a", progress=False, data=pairs)
+    train(cfg, tmp_path / "b", progress=False, data=pairs, stop_after=2)
+    resumed = train(cfg, tmp_path / "b", resume=True, progress=False, data=pairs)
+    assert straight["step"] == resumed["step"] == 4
+    for k in straight["model"]:
+        torch.testing.assert_close(straight["model"][k], resumed["model"][k], rtol=0, atol=0)
+    assert [h["loss"] for h in straight["history"]] == pytest.approx([h["loss"] for h in resumed["history"]])
+    path = export_deblur_weights(tmp_path / "a", tmp_path / "w.pt", info={"command": "test"})
+    net, info = load_deblur_network(path)
+    assert info["steps"] == 4 and info["network"] == "srn" and info["command"] == "test"
+    ema = SRN(TINY)
+    ema.load_state_dict(straight["ema"])
+    x = torch.from_numpy(pairs.batch(1, np.random.default_rng(5))[0])
+    with torch.no_grad():
+        torch.testing.assert_close(net(x)[-1], ema.eval()(x)[-1], rtol=0, atol=2e-3)  # float16 storage
+    with pytest.raises(ValueError, match="not a mrideblur deblurring"):
+        torch.save({"x": 1}, tmp_path / "junk.pt")
+        load_deblur_network(tmp_path / "junk.pt")
+
+
+def test_train_deblur_command_checkpoints_exports_and_refuses_to_overwrite(tmp_path, capsys, one_torch_thread):
+    from mrideblur.cli import main
+
+    args = ["train-deblur", "--steps", "1", "--crop", "32", "--batch", "2", "--out", str(tmp_path / "run"),
+            "--export", str(tmp_path / "srn.pt"), "--quiet"]
+    assert main(args) == 0
+    assert (tmp_path / "run" / "checkpoint.pt").is_file() and (tmp_path / "srn.json").is_file()
+    assert load_deblur_network(tmp_path / "srn.pt")[1]["steps"] == 1
+    assert main(args) == 2 and "--resume" in capsys.readouterr().err
+    assert main(args[:2] + ["2"] + args[3:] + ["--resume"]) == 0
+    assert load_deblur_network(tmp_path / "srn.pt")[1]["steps"] == 2
+
+
+def test_srn_method_deblurs_colour_and_fits_the_kernel_it_removed(tmp_path, pairs, one_torch_thread):
+    """Through blind_deconvolve with a (barely trained) network: shapes, colour channel by
+    channel, and the fitted kernel of an identity-like network is close to a delta; the real
+    figures of the shipped weights are in benchmarks/deblur.md."""
+    from mrideblur.deblur import blind_deconvolve
+
+    cfg = TrainDeblurConfig(net=TINY.to_dict(), crop=32, batch=2, kernel_sizes=(5, 7), steps=1)
+    train(cfg, tmp_path / "run", progress=False, data=pairs)
+    rng = np.random.default_rng(3)
+    rgb = rng.uniform(size=(40, 48, 3))
+    res = blind_deconvolve(rgb, 7, method="srn", weights=str(tmp_path / "run"))
+    assert res.image.shape == rgb.shape and res.kernel.shape == (7, 7)
+    assert res.kernel.min() >= 0 and res.kernel.sum() == pytest.approx(1.0)
+    assert res.history["steps"] == 1 and res.history["residual"] >= 0
+    net = load_deblur_network(tmp_path / "run")[0]
+    np.testing.assert_allclose(res.image[..., 1], deblur_image(net, rgb[..., 1]), atol=1e-6)
+    with pytest.raises(ValueError, match="kernel_size"):
+        blind_deconvolve(rgb[:10, :10], 7, method="srn", weights=str(tmp_path / "run"))
