@@ -127,3 +127,25 @@ def test_map_collapses_to_the_delta_on_a_smooth_image(seed):
     assert k_map.max() > 0.5  # (measured: exactly the delta)
     assert k_vb.max() < 2 * k.max()
     assert kernel_similarity(k_vb, k) > kernel_similarity(k_map, k) + 0.2
+
+
+def test_overshoot_flags_the_ringing_of_a_kernel_that_does_not_explain_the_blur():
+    """A deconvolution by the wrong kernel rings beyond the input's range and is worse than the
+    input; by the true kernel it neither rings nor loses (the check blind_deconvolve applies)."""
+    from mrideblur.deblur import linear_motion_kernel
+    from mrideblur.estimators.base import Result
+    from mrideblur.estimators.blind_common import OVERSHOOT_WARN, overshoot, overshoot_check
+    from mrideblur.metrics import psnr
+
+    x = _photo("camera", 160)
+    k = camera_shake_kernel(11, seed=3)
+    y = blur(x, k, noise_sigma=0.01, seed=0)
+    good = deconvolve(y, k, "hyper-laplacian")
+    wrong = deconvolve(y, linear_motion_kernel(21, 90.0), "hyper-laplacian")
+    assert psnr(good, x) > psnr(y, x) > psnr(wrong, x)
+    assert overshoot(good, y) < OVERSHOOT_WARN < overshoot(wrong, y)
+    with pytest.warns(UserWarning, match="outside the blurred image's intensity range"):
+        flagged = overshoot_check(Result(image=wrong, kernel=k), y)
+    assert "worse than the input" in flagged.history["warning"]
+    assert "warning" not in overshoot_check(Result(image=good, kernel=k), y).history
+    assert overshoot(np.pad(wrong, 5), y) == pytest.approx(overshoot(wrong, y))  # a larger (valid) image: its centre

@@ -458,3 +458,20 @@ def test_correct_says_when_the_motion_leaves_the_field_of_view(tmp_path, monkeyp
                              {"uncorrected": 0.0412, "corrected": 0.0137, "improved": True, "vouched": True,
                               "fov_exit": [0.0, 0.001, 0.004, 0.0]})
     assert err == []
+
+
+def test_deblur_says_when_the_result_rings_beyond_the_input(tmp_path, case, monkeypatch, capsys):
+    """The overshoot warning of blind_deconvolve reaches stderr and report.json (not a traceback)."""
+    import mrideblur.deblur
+    from mrideblur.estimators.base import Result
+
+    def ringing(blurred, kernel_size, **kwargs):
+        k = np.zeros((kernel_size, kernel_size))
+        k[kernel_size // 2, kernel_size // 2] = 1.0
+        return Result(image=np.asarray(blurred) * 5.0, kernel=k,
+                      history={"overshoot": 0.3, "warning": "30.0% of the deblurred pixels lie outside ..."})
+
+    monkeypatch.setattr(mrideblur.deblur, "blind_deconvolve", ringing)
+    assert main(["deblur", str(case["png"]), "--method", "vb", "--kernel-size", "7", "--out", str(tmp_path / "o")]) == 0
+    assert "mrideblur: warning: 30.0% of the deblurred pixels" in capsys.readouterr().err
+    assert _report(tmp_path / "o")["slices"][0]["history"]["overshoot"] == 0.3

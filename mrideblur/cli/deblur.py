@@ -5,7 +5,9 @@ deblurred data, the kernels and ``report.json``."""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -172,7 +174,9 @@ def deblur_stack(stack: np.ndarray, method: str, known_kernel: np.ndarray | None
         else:
             try:
                 if blind:
-                    res = blind_deconvolve(blurred, kernel_size, method=method, seed=seed, progress=bar, **options)
+                    with warnings.catch_warnings():  # the command prints the overshoot warning itself
+                        warnings.simplefilter("ignore", UserWarning)
+                        res = blind_deconvolve(blurred, kernel_size, method=method, seed=seed, progress=bar, **options)
                     image, kernel, history = np.asarray(res.image), np.asarray(res.kernel), res.history
                 else:
                     image, kernel = np.asarray(deconvolve(blurred, known_kernel, method=method, **options)), known_kernel
@@ -287,4 +291,8 @@ def cmd_deblur(args: argparse.Namespace) -> int:
           f"{'colour ' if meta.get('colour') else ''}image(s) of {'x'.join(str(n) for n in stack.shape[1:3])} "
           f"pixels, {report['seconds']:.1f} s")
     print(f"outputs in {out_dir}: {', '.join(p.name for p in outputs.values())}")
+    flagged = [(s["index"], s["history"]["warning"]) for s in slices if "warning" in (s.get("history") or {})]
+    for index, text in flagged:
+        where = f"slice {index}: " if len(slices) > 1 else ""
+        print(f"mrideblur: warning: {where}{text}", file=sys.stderr)
     return 0

@@ -24,7 +24,7 @@ from ..physics.multishot import check_sens
 from ..physics.shots import validate_shot_index
 from ..threads import with_threads
 from .base import CancelFn, ProgressFn, Result
-from .blind_common import blind_colour
+from .blind_common import blind_colour, overshoot_check
 from .catalogue import find
 from .safeguards import safeguard
 from .sense import check_kspace
@@ -132,13 +132,18 @@ def blind_deconvolve(blurred: np.ndarray, kernel_size: int, method: str = "vb", 
     -------
     Result
         ``image`` (shaped like ``blurred``), ``kernel`` ``(kernel_size, kernel_size)`` and
-        ``history``.
+        ``history``, which always holds ``overshoot`` (the share of deblurred pixels outside the
+        input's intensity range) and, when that share says the image rings — the kernel does not
+        explain the blur and the result is likely worse than the input — a ``warning`` (also
+        issued as a Python warning; :func:`mrideblur.estimators.blind_common.overshoot_check`).
     """
     entry = find("blind-deconvolve", method)
     run, opts = entry.run_function(), entry.make_options(seed=seed, **options)
     if np.ndim(blurred) == 3 and not entry.colour:  # colour (checked there); a network takes it itself
-        return blind_colour(run, blurred, kernel_size, opts, progress, cancel)
-    return run(blurred, kernel_size, opts, progress, cancel)
+        res = blind_colour(run, blurred, kernel_size, opts, progress, cancel)
+    else:
+        res = run(blurred, kernel_size, opts, progress, cancel)
+    return overshoot_check(res, blurred)  # never a worse image silently
 
 
 def _correct_one(y: np.ndarray, si: np.ndarray, sens: np.ndarray | None, method: str, options,

@@ -275,7 +275,8 @@ class DeblurWidget(TaskControls, QWidget):
                 self.viewer.layers.remove(kwargs["name"])
             self.viewer.add_layer(Layer.create(data, kwargs, kind))
         cancelled = " (cancelled: kernel so far)" if outcome.history.get("cancelled") else ""
-        self.status.setText(f"{outcome.method}: done in {outcome.seconds:.1f} s{cancelled}")
+        warning = f" — warning: {outcome.history['warning']}" if outcome.history.get("warning") else ""
+        self.status.setText(f"{outcome.method}: done in {outcome.seconds:.1f} s{cancelled}{warning}")
         self.run_finished.emit(outcome)
 
     def closeEvent(self, event: Any) -> None:
