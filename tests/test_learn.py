@@ -109,3 +109,42 @@ def test_srn_method_deblurs_colour_and_fits_the_kernel_it_removed(tmp_path, pair
     np.testing.assert_allclose(res.image[..., 1], deblur_image(net, rgb[..., 1]), atol=1e-6)
     with pytest.raises(ValueError, match="kernel_size"):
         blind_deconvolve(rgb[:10, :10], 7, method="srn", weights=str(tmp_path / "run"))
+
+
+def test_interpolated_kernels_are_the_path_scaled_and_turned():
+    from mrideblur.deblur import camera_shake_kernel, linear_motion_kernel
+    from mrideblur.learn.reblur import interpolate_kernel
+    from mrideblur.metrics import kernel_similarity
+
+    k = camera_shake_kernel(21, seed=5)
+    assert kernel_similarity(interpolate_kernel(k, 1.0, 0.0), k) > 0.99
+    line = linear_motion_kernel(15, 0.0, size=21)
+    turned = interpolate_kernel(line, 1.0, 90.0)
+    assert kernel_similarity(turned, linear_motion_kernel(15, 90.0, size=21)) > 0.9
+    half = interpolate_kernel(line, 0.5)
+    extent = lambda kk: np.ptp(np.nonzero(kk.sum(axis=0) > 1e-3)[0]) + 1  # noqa: E731
+    assert extent(half) == pytest.approx(extent(line) / 2, abs=1.5)
+    point = interpolate_kernel(k, 0.01)
+    assert point.max() > 0.5 and point.sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="magnitude"):
+        interpolate_kernel(k, 1.5)
+
+
+def test_reblur_augment_renders_valid_blurs_reproducibly():
+    from mrideblur.deblur import blur, camera_shake_kernel, reblur_augment
+
+    x = np.random.default_rng(0).uniform(size=(60, 64))
+    k = camera_shake_kernel(9, seed=1)
+    blurred, kernels = reblur_augment(x, k, count=3, seed=4, noise_sigma=0.0)
+    assert blurred.shape == (3, 52, 56) and kernels.shape == (3, 9, 9)
+    np.testing.assert_allclose(blurred[1], blur(x, kernels[1], boundary="valid"), atol=1e-12)
+    again, _ = reblur_augment(x, k, count=3, seed=4, noise_sigma=0.0)
+    np.testing.assert_array_equal(blurred, again)
+    assert not np.allclose(kernels[0], kernels[1])
+    pairs = BlurPairs(crop=32, kernel_sizes=(7,), noise_range=(0.0, 0.0), bank_size=2,
+                      photos=[np.random.default_rng(1).uniform(size=(80, 80)).astype(np.float32)], reblur=1.0)
+    b, s, kk = pairs.pair(np.random.default_rng(2))
+    assert not any(np.allclose(kk, bank) for bank in pairs.kernels)  # every pair re-blurred
+    h = kk.shape[0] // 2
+    np.testing.assert_allclose(b[h:-h, h:-h], signal.fftconvolve(s.astype(np.float64), kk, mode="same")[h:-h, h:-h],
+                               atol=1e-5)

@@ -36,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", type=int, default=96, help="training crop side (default 96)")
     p.add_argument("--batch", type=int, default=8, help="crops per step (default 8)")
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    p.add_argument("--reblur", type=float, default=0.0, metavar="SHARE",
+                   help="share of training pairs re-blurred along a re-scaled, turned kernel (ID-Blau; default 0)")
     p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--export", type=Path, default=None, metavar="WEIGHTS",
@@ -53,7 +55,7 @@ def cmd_train_deblur(args: argparse.Namespace) -> int:
     if args.steps < 0:
         raise ValueError(f"--steps: expected >= 0, got {args.steps}")
     cfg = TrainDeblurConfig(network=args.network, crop=args.crop, batch=args.batch, steps=args.steps, lr=args.lr,
-                            checkpoint_every=args.checkpoint_every, seed=args.seed)
+                            checkpoint_every=args.checkpoint_every, seed=args.seed, reblur=args.reblur)
     cfg.validate()
     ckpt = checkpoint_path(args.out)
     info = {"command": "mrideblur " + " ".join(shlex.quote(a) for a in sys.argv[1:])}

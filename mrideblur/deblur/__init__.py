@@ -7,6 +7,7 @@
 - non-blind estimators: :func:`deconvolve` (inverse, Wiener, Tikhonov, hyper-Laplacian,
   Richardson-Lucy);
 - non-blind, spatially varying: :func:`deconvolve_nonuniform`;
+- training data for learned methods: :func:`reblur_augment` (ID-Blau's re-blurring);
 - blind estimators: :func:`blind_deconvolve` (Variational Bayes after Fergus et al. 2006, the
   same model solved by joint MAP, and kernel refits along a diffusion posterior sweep of the MRI
   prior, :mod:`mrideblur.estimators.blind_diffusion`).
@@ -16,6 +17,7 @@ from ..estimators.api import blind_deconvolve, deconvolve, deconvolve_nonuniform
 from ..estimators.base import Result
 from ..estimators.catalogue import methods as _methods
 from ..physics.blur import blur, edgetaper, psf2otf
+from ..learn.reblur import reblur_augment
 from ..physics.nonuniform import KernelField, PoseBlur, blur_nonuniform, roll_path
 from ..physics.kernels import (
     camera_shake_kernel,
@@ -53,6 +55,7 @@ __all__ = [
     "gaussian_kernel",
     "linear_motion_kernel",
     "psf2otf",
+    "reblur_augment",
     "roll_path",
     "validate_kernel",
 ]

@@ -10,8 +10,10 @@ Each pair (:meth:`BlurPairs.batch`): a random photograph, scaled by a random fac
 ``crop + m - 1`` pixels for an ``m x m`` camera-shake kernel drawn from a bank
 (:func:`mrideblur.physics.kernels.camera_shake_kernel`, odd sizes in ``kernel_sizes``), blurred
 with ``boundary="valid"`` — a real camera's blur, nothing assumed beyond the frame — plus white
-noise of a random level in ``noise_range``.  The target is the sharp crop aligned with the
-blurred ``crop x crop`` observation.  All randomness comes from the generator passed in, so a
+noise of a random level in ``noise_range``; with ``reblur > 0`` that share of the pairs takes
+the bank kernel re-scaled and turned (:func:`mrideblur.learn.reblur.interpolate_kernel`, ID-Blau's
+re-blurring augmentation).  The target is the sharp crop aligned with the blurred ``crop x crop``
+observation.  All randomness comes from the generator passed in, so a
 training run is reproducible and resumable.
 """
 
@@ -22,6 +24,7 @@ from scipy import ndimage, signal
 
 from ..io.images import LUMA
 from ..physics.kernels import camera_shake_kernel
+from .reblur import interpolate_kernel
 
 __all__ = ["BENCHMARK_PHOTOS", "TRAIN_PHOTOS", "BlurPairs", "kernel_bank", "training_photos"]
 
@@ -79,11 +82,17 @@ class BlurPairs:
         Seeds the kernel bank.
     photos : list of arrays, optional
         Instead of :func:`training_photos` (tests).
+    reblur : float
+        Share of pairs whose kernel is re-scaled (path magnitude 0.25-1) and turned (any angle).
     """
 
     def __init__(self, crop: int = 96, kernel_sizes: tuple[int, ...] = (15, 17, 19, 21, 23, 25),
                  noise_range: tuple[float, float] = (0.005, 0.02), scale_range: tuple[float, float] = (0.5, 1.0),
-                 bank_size: int = 512, seed: int = 0, photos: list[np.ndarray] | None = None) -> None:
+                 bank_size: int = 512, seed: int = 0, photos: list[np.ndarray] | None = None,
+                 reblur: float = 0.0) -> None:
+        if not 0.0 <= reblur <= 1.0:
+            raise ValueError(f"reblur: expected a share in [0, 1], got {reblur}")
+        self.reblur = float(reblur)
         self.crop = int(crop)
         self.noise_range = tuple(float(v) for v in noise_range)
         self.scale_range = tuple(float(v) for v in scale_range)
@@ -98,6 +107,8 @@ class BlurPairs:
         """One ``(blurred (crop, crop), sharp (crop, crop), kernel)`` triple, float32."""
         img = self.photos[int(rng.integers(len(self.photos)))]
         k = self.kernels[int(rng.integers(len(self.kernels)))]
+        if self.reblur > 0 and rng.uniform() < self.reblur:  # drawn only then: runs without it are unchanged
+            k = interpolate_kernel(k, float(rng.uniform(0.25, 1.0)), float(rng.uniform(-180.0, 180.0)))
         m = k.shape[0]
         n = self.crop + m - 1
         s = float(rng.uniform(*self.scale_range))

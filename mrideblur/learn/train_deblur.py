@@ -50,6 +50,8 @@ class TrainDeblurConfig:
         Noise standard deviation and photograph rescaling ranges (:class:`BlurPairs`).
     bank_size : int
         Camera-shake kernels in the training bank.
+    reblur : float
+        Share of training pairs re-blurred along an interpolated kernel (ID-Blau; ``BlurPairs``).
     steps, lr, warmup, grad_clip, ema_decay, checkpoint_every, seed
         The loop's settings (:class:`mrideblur.learn.loop.LoopConfig`).
     """
@@ -62,6 +64,7 @@ class TrainDeblurConfig:
     noise_range: tuple[float, float] = (0.005, 0.02)
     scale_range: tuple[float, float] = (0.5, 1.0)
     bank_size: int = 512
+    reblur: float = 0.0
     steps: int = 20000
     lr: float = 1e-4
     warmup: int = 200
@@ -76,6 +79,8 @@ class TrainDeblurConfig:
         net_cfg = NETWORKS[self.network][1].from_dict(self.net)
         if self.crop % net_cfg.multiple:
             raise ValueError(f"crop: expected a multiple of {net_cfg.multiple} for this network, got {self.crop}")
+        if not 0.0 <= self.reblur <= 1.0:
+            raise ValueError(f"reblur: expected a share in [0, 1], got {self.reblur}")
         if any(k < 3 or k % 2 == 0 for k in self.kernel_sizes):
             raise ValueError(f"kernel_sizes: expected odd sizes >= 3, got {self.kernel_sizes}")
 
@@ -147,7 +152,8 @@ def train(config: TrainDeblurConfig, out: str | Path, resume: bool = False, devi
     if state is not None:
         trainer.load_state(state)
     stream = data if data is not None else BlurPairs(config.crop, config.kernel_sizes, config.noise_range,
-                                                     config.scale_range, config.bank_size, config.seed)
+                                                     config.scale_range, config.bank_size, config.seed,
+                                                     reblur=config.reblur)
 
     def loss_fn(t: Trainer) -> torch.Tensor:
         blurred, sharp = stream.batch(config.batch, t.rng)
