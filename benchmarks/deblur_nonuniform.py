@@ -12,6 +12,8 @@ Methods:
 * blurred (no deblurring);
 * blind VB, one kernel for the whole image (``blind_deconvolve(y, 31, method="vb")``, its
   defaults) — the model the issue says ends below the blurred input here;
+* kernel field (Sun et al. 2015): ``deblur_nonuniform(y, method="kernel-field")``, its defaults
+  (``--weights`` picks the classifier's weights; default the shipped ones);
 * one true kernel: the hyper-Laplacian deconvolution with the true local kernel of the image
   centre (the best a single kernel can know);
 * kernel field, true: ``deconvolve_nonuniform`` with a 5 x 5 :class:`KernelField` of the true
@@ -47,6 +49,7 @@ from mrideblur.deblur import (  # noqa: E402
     PoseBlur,
     blind_deconvolve,
     blur_nonuniform,
+    deblur_nonuniform,
     deconvolve,
     deconvolve_nonuniform,
     roll_path,
@@ -62,11 +65,11 @@ BORDER = 16
 #: (label, max_rot degrees, max_shift px, pivot distance above the top edge px, path seed)
 PATHS = (("roll 1.5 deg, pivot 250 px above", 1.5, 1.0, 250.0, 4),
          ("roll 1 deg + shift 2 px, pivot 400 px above", 1.0, 2.0, 400.0, 7))
-METHODS = ("blurred", "blind VB (one kernel)", "one true kernel (centre)", "kernel field, true (5x5)",
-           "true operator")
+METHODS = ("blurred", "blind VB (one kernel)", "kernel field (Sun et al.)", "one true kernel (centre)",
+           "kernel field, true (5x5)", "true operator")
 
 
-def run_case(x: np.ndarray, path: tuple, seed: int) -> dict:
+def run_case(x: np.ndarray, path: tuple, seed: int, weights: str | None) -> dict:
     label, rot, shift, dist, pseed = path
     op = PoseBlur(x.shape, roll_path(32, rot, shift, seed=pseed), centre=(-dist, (SIZE - 1) / 2))
     y = blur_nonuniform(x, op, NOISE, seed=seed)
@@ -83,6 +86,8 @@ def run_case(x: np.ndarray, path: tuple, seed: int) -> dict:
     t0 = time.perf_counter()
     keep("blind VB (one kernel)", blind_deconvolve(y, 31, method="vb").image, t0)
     t0 = time.perf_counter()
+    keep("kernel field (Sun et al.)", deblur_nonuniform(y, method="kernel-field", weights=weights).image, t0)
+    t0 = time.perf_counter()
     keep("one true kernel (centre)", deconvolve(y, op.local_kernel(((SIZE - 1) / 2, (SIZE - 1) / 2), 41),
                                                 "hyper-laplacian"), t0)
     t0 = time.perf_counter()
@@ -96,18 +101,19 @@ def run_case(x: np.ndarray, path: tuple, seed: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "deblur_nonuniform.md")
+    ap.add_argument("--weights", default=None, help="the kernel-field classifier's weights (default: shipped)")
     args = ap.parse_args()
     set_threads(1)
     t0 = time.perf_counter()
     rows = []
     for ii, (name, x) in enumerate(benchmark_images(SIZE).items()):
         for pi, path in enumerate(PATHS):
-            r = run_case(x, path, seed=10 * ii + pi)
+            r = run_case(x, path, seed=10 * ii + pi, weights=args.weights)
             r["image"] = name
             rows.append(r)
             print(name, path[0], {k: round(v, 2) for k, v in r["psnr"].items()}, flush=True)
     lines = ["# Spatially varying blur: a camera rolling about a point outside the frame", "",
-             "- Command: `python benchmarks/deblur_nonuniform.py`",
+             "- Command: `python benchmarks/deblur_nonuniform.py" + "".join(f" {a}" for a in sys.argv[1:]) + "`",
              f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; mrideblur "
              f"{mrideblur.__version__}; {os.cpu_count()} CPU cores, one thread; total {time.perf_counter() - t0:.0f} s",
              "- Set, methods and scoring: the module docstring (four benchmark photographs, 256 x 256, two camera "

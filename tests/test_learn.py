@@ -148,3 +148,31 @@ def test_reblur_augment_renders_valid_blurs_reproducibly():
     h = kk.shape[0] // 2
     np.testing.assert_allclose(b[h:-h, h:-h], signal.fftconvolve(s.astype(np.float64), kk, mode="same")[h:-h, h:-h],
                                atol=1e-5)
+
+
+def test_motion_classes_patches_and_the_kernel_field_method(tmp_path, one_torch_thread):
+    """The classifier's classes and training patches, and deblur_nonuniform's wiring with a barely
+    trained classifier (its accuracy is measured in benchmarks/deblur_nonuniform.md)."""
+    from mrideblur.deblur import deblur_nonuniform, linear_motion_kernel
+    from mrideblur.learn.motion_cnn import KERNEL_SIZE, MOTION_CLASSES, MotionCNNConfig, MotionPatches, class_kernel
+
+    assert MOTION_CLASSES[0] == (1, 0.0) and len(MOTION_CLASSES) == 121
+    assert class_kernel(0)[KERNEL_SIZE // 2, KERNEL_SIZE // 2] == 1.0
+    i = MOTION_CLASSES.index((9, 45.0))
+    np.testing.assert_allclose(class_kernel(i), linear_motion_kernel(9.0, 45.0, size=KERNEL_SIZE))
+    rng = np.random.default_rng(0)
+    photos = [rng.uniform(size=(120, 120)).astype(np.float32)]
+    patches = MotionPatches(patch=16, photos=photos)
+    x, labels = patches.batch(5, rng)
+    assert x.shape == (5, 1, 16, 16) and labels.dtype == np.int64 and labels.max() < len(MOTION_CLASSES)
+    cfg = TrainDeblurConfig(network="motion-cnn", net=MotionCNNConfig(channels=(4, 4, 4, 4), patch=16).to_dict(),
+                            batch=4, steps=1)
+    train(cfg, tmp_path / "cnn", progress=False, data=patches)
+    rgb = rng.uniform(size=(48, 56, 3))
+    res = deblur_nonuniform(rgb, grid=(2, 3), stride=8, weights=str(tmp_path / "cnn"))
+    assert res.image.shape == rgb.shape and res.kernel.shape == (2, 3, KERNEL_SIZE, KERNEL_SIZE)
+    assert res.history["classes"].shape == (2, 3) and np.all(res.history["confidence"] <= 1)
+    stopped = deblur_nonuniform(rgb[..., 0], weights=str(tmp_path / "cnn"), cancel=lambda: True)
+    assert stopped.cancelled and np.array_equal(stopped.image, rgb[..., 0])
+    with pytest.raises(ValueError, match="grid"):
+        deblur_nonuniform(rgb, grid=(0, 2), weights=str(tmp_path / "cnn"))

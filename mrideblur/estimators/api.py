@@ -3,6 +3,7 @@
 - :func:`deconvolve` — image deblurring with a known kernel;
 - :func:`blind_deconvolve` — image deblurring with an unknown kernel;
 - :func:`deconvolve_nonuniform` — image deblurring with a known spatially varying blur;
+- :func:`deblur_nonuniform` — image deblurring with an unknown spatially varying blur;
 - :func:`correct` — rigid motion in multi-shot, multi-coil k-space;
 - :func:`correct_magnitude_image` — rigid motion in a magnitude image (NIfTI) without raw data.
 
@@ -29,7 +30,8 @@ from .catalogue import find
 from .safeguards import safeguard
 from .sense import check_kspace
 
-__all__ = ["blind_deconvolve", "correct", "correct_magnitude_image", "deconvolve", "deconvolve_nonuniform"]
+__all__ = ["blind_deconvolve", "correct", "correct_magnitude_image", "deblur_nonuniform", "deconvolve",
+           "deconvolve_nonuniform"]
 
 
 @with_threads
@@ -97,6 +99,35 @@ def deconvolve_nonuniform(blurred: np.ndarray, operator: Any, method: str = "hyp
         rgb = check_colour_image(blurred, "blurred")
         return np.stack([run(rgb[..., c], operator, options) for c in range(3)], axis=-1)
     return run(blurred, operator, options)
+
+
+@with_threads
+def deblur_nonuniform(blurred: np.ndarray, method: str = "kernel-field", progress: ProgressFn | None = None,
+                      cancel: CancelFn | None = None, **options: Any) -> Result:
+    """Estimate a spatially varying blur and the sharp image: ``y(q) = sum_d k_q(d) x(q - d) + n``.
+
+    Parameters
+    ----------
+    blurred : (ny, nx) or (ny, nx, 3) array
+        Blurred image, intensities in [0, 1], grey or colour (one blur field for all channels).
+    method : {"kernel-field"}
+        A field of linear motion kernels from a patch classifier, smoothed by a Markov random
+        field, then a non-uniform deconvolution (Sun et al. 2015;
+        :mod:`mrideblur.estimators.kernel_field`).
+    progress, cancel : callables, optional
+    **options
+        The method's options (``grid``, ``stride``, ``beta``, ``weights``, ``lam``, ``alpha``).
+
+    Returns
+    -------
+    Result
+        ``image`` shaped like ``blurred``, ``kernel`` the field ``(gy, gx, m, m)``, ``history``
+        (per-node classes and confidence; ``overshoot`` and, for a ringing result, ``warning``
+        as for :func:`blind_deconvolve`).
+    """
+    entry = find("deblur-nonuniform", method)
+    res = entry.run_function()(blurred, entry.make_options(**options), progress, cancel)
+    return overshoot_check(res, blurred)
 
 
 @with_threads

@@ -52,6 +52,8 @@ PROBLEMS: dict[str, str] = {
     "blind-deconvolve": "run(blurred (ny, nx) float, kernel_size, options, progress, cancel) -> Result",
     "deconvolve-nonuniform": "run(blurred float on operator.oshape, operator (2D sigpy Linop), options) -> float "
                              "image on operator.ishape",
+    "deblur-nonuniform": "run(blurred (ny, nx) or (ny, nx, 3) float, options, progress, cancel) -> Result "
+                         "(kernel: the field (gy, gx, m, m))",
     "kspace": "run(kspace (coils, ky, kx) or (coils, kz, ky, kx), shot_index, sens or None, options, "
               "progress, cancel) -> Result",
     "magnitude": "run(image (ny, nx), shot_index (ny,), motion (nshot, 3) or None, options, progress, cancel) "
@@ -159,6 +161,10 @@ CATALOGUE: tuple[Entry, ...] = (
           "hyper-Laplacian gradients", "non-blind", "nonblind_nonuniform", "NonuniformHyperLaplacianOptions"),
     Entry("deconvolve-nonuniform", "tikhonov", "conjugate gradients on any blur operator", "none",
           "Gaussian gradients", "non-blind", "nonblind_nonuniform", "NonuniformTikhonovOptions"),
+    # image deblurring, spatially varying blur unknown
+    Entry("deblur-nonuniform", "kernel-field", "CNN motion classes per patch + MRF, non-uniform deconvolution "
+          "(Sun et al. 2015)", "a field of linear motion kernels", "hyper-Laplacian gradients", "learned",
+          "kernel_field", "KernelFieldOptions", colour=True),
     # image deblurring, kernel unknown
     Entry("blind-deconvolve", "map", "joint MAP of image and kernel (the naive baseline)", "kernel",
           "gradient mixture of Gaussians", "point", "blind_vb", "MAPOptions"),

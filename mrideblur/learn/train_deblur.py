@@ -11,7 +11,7 @@ it back (or a checkpoint).  The shell is ``mrideblur train-deblur``.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +21,7 @@ from ..io.atomic import atomic_open, atomic_write
 from ..threads import with_threads
 from .blur_data import TRAIN_PHOTOS, BlurPairs
 from .loop import LoopConfig, Trainer, checkpoint_path
+from .motion_cnn import MotionCNN, MotionCNNConfig, MotionPatches, motion_loss
 from .srn import SRN, SRNConfig, srn_loss
 
 __all__ = ["DEBLUR_CHECKPOINT_FORMAT", "DEBLUR_WEIGHTS_FORMAT", "NETWORKS", "TrainDeblurConfig",
@@ -28,8 +29,23 @@ __all__ = ["DEBLUR_CHECKPOINT_FORMAT", "DEBLUR_WEIGHTS_FORMAT", "NETWORKS", "Tra
 
 DEBLUR_CHECKPOINT_FORMAT = "mrideblur-deblur-checkpoint-1"
 DEBLUR_WEIGHTS_FORMAT = "mrideblur-deblur-weights-1"
-#: Trainable networks: name -> (network class, its config class, loss(outputs, sharp)).
-NETWORKS = {"srn": (SRN, SRNConfig, srn_loss)}
+def _srn_stream(config: "TrainDeblurConfig", net: SRNConfig):
+    if config.crop % net.multiple:
+        raise ValueError(f"crop: expected a multiple of {net.multiple} for this network, got {config.crop}")
+    return BlurPairs(config.crop, config.kernel_sizes, config.noise_range, config.scale_range, config.bank_size,
+                     config.seed, reblur=config.reblur)
+
+
+def _motion_stream(config: "TrainDeblurConfig", net: MotionCNNConfig):
+    return MotionPatches(net.patch, config.noise_range)
+
+
+#: Trainable networks: name -> (network class, its config class, loss(outputs, targets), the
+#: training stream of a config: ``stream(config, net_config).batch(n, rng) -> (inputs, targets)``).
+NETWORKS = {"srn": (SRN, SRNConfig, srn_loss, _srn_stream),
+            "motion-cnn": (MotionCNN, MotionCNNConfig, motion_loss, _motion_stream)}
+#: Network configs of a run that did not give one.
+DEFAULT_NETS = {"srn": SRNConfig().to_dict(), "motion-cnn": MotionCNNConfig().to_dict()}
 
 
 @dataclass
@@ -40,8 +56,8 @@ class TrainDeblurConfig:
     ----------
     network : str
         A key of :data:`NETWORKS`.
-    net : dict
-        The network's config fields (e.g. :class:`SRNConfig`).
+    net : dict or None
+        The network's config fields (e.g. :class:`SRNConfig`); ``None``: its default.
     crop, batch : int
         Training crops (the observation's side) and crops per step.
     kernel_sizes : tuple of int
@@ -57,7 +73,7 @@ class TrainDeblurConfig:
     """
 
     network: str = "srn"
-    net: dict = field(default_factory=lambda: SRNConfig().to_dict())
+    net: dict | None = None
     crop: int = 96
     batch: int = 8
     kernel_sizes: tuple[int, ...] = (15, 17, 19, 21, 23, 25)
@@ -76,9 +92,6 @@ class TrainDeblurConfig:
     def validate(self) -> None:
         if self.network not in NETWORKS:
             raise ValueError(f"network: expected one of {tuple(NETWORKS)}, got {self.network!r}")
-        net_cfg = NETWORKS[self.network][1].from_dict(self.net)
-        if self.crop % net_cfg.multiple:
-            raise ValueError(f"crop: expected a multiple of {net_cfg.multiple} for this network, got {self.crop}")
         if not 0.0 <= self.reblur <= 1.0:
             raise ValueError(f"reblur: expected a share in [0, 1], got {self.reblur}")
         if any(k < 3 or k % 2 == 0 for k in self.kernel_sizes):
@@ -145,19 +158,17 @@ def train(config: TrainDeblurConfig, out: str | Path, resume: bool = False, devi
         config = TrainDeblurConfig.from_dict(state["config"])
         config.steps = max(steps, int(state["step"]))
     config.validate()
-    net_cls, cfg_cls, loss_of = NETWORKS[config.network]
-    net_cfg = cfg_cls.from_dict(config.net)
+    net_cls, cfg_cls, loss_of, make_stream = NETWORKS[config.network]
+    net_cfg = cfg_cls.from_dict(config.net if config.net is not None else DEFAULT_NETS[config.network])
     torch.manual_seed(config.seed)
     trainer = Trainer(net_cls(net_cfg).to(device), LoopConfig.of(config), device)
     if state is not None:
         trainer.load_state(state)
-    stream = data if data is not None else BlurPairs(config.crop, config.kernel_sizes, config.noise_range,
-                                                     config.scale_range, config.bank_size, config.seed,
-                                                     reblur=config.reblur)
+    stream = data if data is not None else make_stream(config, net_cfg)
 
     def loss_fn(t: Trainer) -> torch.Tensor:
-        blurred, sharp = stream.batch(config.batch, t.rng)
-        return loss_of(t.model(torch.from_numpy(blurred).to(device)), torch.from_numpy(sharp).to(device))
+        inputs, targets = stream.batch(config.batch, t.rng)
+        return loss_of(t.model(torch.from_numpy(inputs).to(device)), torch.from_numpy(targets).to(device))
 
     def extra() -> dict:
         return {"format": DEBLUR_CHECKPOINT_FORMAT, "config": config.to_dict(), "net": net_cfg.to_dict()}
@@ -181,9 +192,10 @@ def export_deblur_weights(source: str | Path | dict, out: str | Path, info: dict
     cfg = ck["config"]
     meta = {
         "network": cfg["network"],
-        "data": (f"scikit-image photographs {', '.join(TRAIN_PHOTOS)} (grey and per colour channel), camera-shake "
-                 f"kernels of {min(cfg['kernel_sizes'])}-{max(cfg['kernel_sizes'])} px, valid blur, noise "
-                 f"{cfg['noise_range'][0]}-{cfg['noise_range'][1]}"),
+        "data": (f"scikit-image photographs {', '.join(TRAIN_PHOTOS)} (grey and per colour channel), "
+                 + (f"camera-shake kernels of {min(cfg['kernel_sizes'])}-{max(cfg['kernel_sizes'])} px"
+                    if cfg["network"] == "srn" else "patches blurred by the linear motion classes")
+                 + f", valid blur, noise {cfg['noise_range'][0]}-{cfg['noise_range'][1]}"),
         "steps": int(ck["step"]),
         "seconds": round(float(ck["seconds"]), 1),
         "final_loss": ck["history"][-1]["loss"] if ck["history"] else None,
@@ -222,7 +234,7 @@ def load_deblur_network(path: str | Path, device: str | torch.device = "cpu") ->
         info = {"steps": int(blob["step"]), "seconds": float(blob["seconds"]), "train_config": blob["config"]}
     else:
         raise ValueError(f"{p}: not a mrideblur deblurring-network weights file or checkpoint")
-    net_cls, cfg_cls, _ = NETWORKS[name]
+    net_cls, cfg_cls = NETWORKS[name][:2]
     model = net_cls(cfg_cls.from_dict(net))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     info["path"] = str(p)
