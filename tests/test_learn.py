@@ -156,7 +156,7 @@ def test_motion_classes_patches_and_the_kernel_field_method(tmp_path, one_torch_
     from mrideblur.deblur import deblur_nonuniform, linear_motion_kernel
     from mrideblur.learn.motion_cnn import KERNEL_SIZE, MOTION_CLASSES, MotionCNNConfig, MotionPatches, class_kernel
 
-    assert MOTION_CLASSES[0] == (1, 0.0) and len(MOTION_CLASSES) == 121
+    assert MOTION_CLASSES[0] == (1, 0.0) and len(MOTION_CLASSES) == 1 + 15 * 12
     assert class_kernel(0)[KERNEL_SIZE // 2, KERNEL_SIZE // 2] == 1.0
     i = MOTION_CLASSES.index((9, 45.0))
     np.testing.assert_allclose(class_kernel(i), linear_motion_kernel(9.0, 45.0, size=KERNEL_SIZE))

@@ -19,7 +19,7 @@ from ..estimators.base import Result
 from ..estimators.catalogue import methods as _methods
 from ..physics.blur import blur, edgetaper, psf2otf
 from ..learn.reblur import reblur_augment
-from ..physics.nonuniform import KernelField, PoseBlur, blur_nonuniform, roll_path
+from ..physics.nonuniform import KernelField, PoseBlur, blur_nonuniform, roll_path, roll_sweep
 from ..physics.kernels import (
     camera_shake_kernel,
     center_kernel,
@@ -61,5 +61,6 @@ __all__ = [
     "psf2otf",
     "reblur_augment",
     "roll_path",
+    "roll_sweep",
     "validate_kernel",
 ]

@@ -4,7 +4,7 @@ al., "Learning a convolutional neural network for non-uniform motion blur remova
 1. **Local evidence**: a CNN (:class:`mrideblur.learn.motion_cnn.MotionCNN`, trained on patches
    of built-in photographs blurred by straight streaks) gives, for every ``32 x 32`` patch on a
    grid of stride ``stride``, the probabilities of the linear motion classes
-   :data:`~mrideblur.learn.motion_cnn.MOTION_CLASSES` (lengths 1-21 px, 12 directions).
+   :data:`~mrideblur.learn.motion_cnn.MOTION_CLASSES` (lengths 1-31 px, 12 directions).
 2. **Field**: the image is covered by a ``grid`` of nodes with hat windows (those of
    :class:`mrideblur.physics.nonuniform.KernelField`); node ``r`` scores class ``c`` by the
    window-weighted mean log-probability of the patches around it,
@@ -115,7 +115,7 @@ def run(blurred: np.ndarray, options: KernelFieldOptions, progress: ProgressFn |
     Returns
     -------
     Result
-        ``image`` shaped like ``blurred``; ``kernel`` the field ``(gy, gx, 23, 23)``;
+        ``image`` shaped like ``blurred``; ``kernel`` the field ``(gy, gx, 33, 33)``;
         ``history``: ``classes`` ``(gy, gx)`` indices into ``MOTION_CLASSES``, ``lengths`` and
         ``angles`` per node, ``confidence`` (per node, the probability of the chosen class
         averaged over its window), ``weights``, ``seconds``.

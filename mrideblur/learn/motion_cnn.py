@@ -31,12 +31,12 @@ from .blur_data import training_photos
 __all__ = ["KERNEL_SIZE", "MOTION_CLASSES", "MotionCNN", "MotionCNNConfig", "MotionPatches", "class_kernel",
            "motion_loss"]
 
-#: (length px, angle degrees) of every class: no blur, then lengths 3-21 px every 2 px, each at
+#: (length px, angle degrees) of every class: no blur, then lengths 3-31 px every 2 px, each at
 #: 12 directions (0, 15, ..., 165 degrees; a streak has no sign).
 MOTION_CLASSES: tuple[tuple[int, float], ...] = ((1, 0.0),) + tuple(
-    (length, float(angle)) for length in range(3, 22, 2) for angle in range(0, 180, 15))
+    (length, float(angle)) for length in range(3, 32, 2) for angle in range(0, 180, 15))
 #: Side of every class kernel (the longest streak fits).
-KERNEL_SIZE = 23
+KERNEL_SIZE = 33
 
 
 def class_kernel(index: int, size: int = KERNEL_SIZE) -> np.ndarray:

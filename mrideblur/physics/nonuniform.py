@@ -42,7 +42,7 @@ from .arrays import real_array
 from .blur import check_colour_image, check_image, is_colour
 from .kernels import validate_kernel
 
-__all__ = ["KernelField", "PoseBlur", "blur_nonuniform", "field_windows", "roll_path"]
+__all__ = ["KernelField", "PoseBlur", "blur_nonuniform", "field_windows", "roll_path", "roll_sweep"]
 
 
 # ------------------------------------------------------------------------------------------ poses
@@ -90,6 +90,16 @@ def roll_path(npose: int = 32, max_rot_deg: float = 2.0, max_shift: float = 2.0,
         peak = np.abs(p[:, j]).max()
         p[:, j] = p[:, j] * (top / peak) if peak > 0 else 0.0
     return p
+
+
+def roll_sweep(npose: int = 32, max_rot_deg: float = 1.5) -> np.ndarray:
+    """A camera that rolls at a constant rate from ``-max_rot_deg`` to ``+max_rot_deg`` (no shift):
+    about a pivot outside the frame every pixel is blurred along an arc of uniform density whose
+    length grows with its distance from the pivot.  Returns ``(npose, 3)`` ``[rot_deg, ty, tx]``
+    with zero mean."""
+    if npose < 2:
+        raise ValueError(f"npose: expected at least 2 poses, got {npose}")
+    return np.column_stack([np.linspace(-max_rot_deg, max_rot_deg, npose), np.zeros(npose), np.zeros(npose)])
 
 
 def _bilinear_matrix(shape: tuple[int, int], yy: np.ndarray, xx: np.ndarray) -> scipy.sparse.csr_matrix:
