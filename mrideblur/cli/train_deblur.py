@@ -6,6 +6,7 @@ Examples::
 
     mrideblur train-deblur --network srn --steps 20000 --out runs/srn/ --export runs/srn.pt
     mrideblur train-deblur --network srn --steps 40000 --out runs/srn/ --resume   # continue / extend
+    mrideblur train-deblur --network motion-cnn --batch 64 --lr 1e-3 --steps 20000 --out runs/cnn/
 
 Ctrl-C (or SIGTERM) finishes the current step, writes the checkpoint and exits with 130;
 ``--resume`` continues exactly where it stopped.
@@ -27,13 +28,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add the ``train-deblur`` subcommand to ``mrideblur``'s subparsers."""
     p = add_command(sub, "train-deblur", cmd_train_deblur,
                     "train a learned deblurring network on blurred built-in photographs")
-    p.add_argument("--network", default="srn", help="the network to train (default srn)")
+    p.add_argument("--network", default="srn", choices=("srn", "motion-cnn"),
+                   help="srn (end-to-end deblurring, blind_deconvolve method 'srn') or motion-cnn (the patch "
+                        "classifier of deblur_nonuniform's 'kernel-field'); default srn")
     p.add_argument("--out", required=True, type=Path, metavar="CKPT",
                    help="checkpoint: a .pt file, or a folder (checkpoint.pt and loss.csv inside)")
     p.add_argument("--steps", type=int, default=20000, help="total training steps (default 20000)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--crop", type=int, default=96, help="training crop side (default 96)")
+    p.add_argument("--crop", type=int, default=96, help="srn: training crop side (default 96)")
     p.add_argument("--batch", type=int, default=8, help="crops per step (default 8)")
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
     p.add_argument("--reblur", type=float, default=0.0, metavar="SHARE",
