@@ -201,5 +201,6 @@ def overshoot_check(result: Result, blurred: np.ndarray) -> Result:
         history["warning"] = (f"{100 * share:.1f}% of the deblurred pixels lie outside the blurred image's intensity "
                               f"range (ringing): the estimated kernel likely does not explain the blur (spatially "
                               f"varying? larger than the kernel size?), and the result may be worse than the input")
-        warnings.warn(history["warning"], stacklevel=3)
+        # overshoot_check <- blind_deconvolve / deblur_nonuniform <- threads.with_threads <- the caller
+        warnings.warn(history["warning"], stacklevel=4)
     return dataclasses.replace(result, history=history)

@@ -13,8 +13,11 @@ al., "Learning a convolutional neural network for non-uniform motion blur remova
    with the pairwise cost ``beta (1 - S(k_a, k_b))`` between 4-neighbours (``S`` the normalised
    correlation of the two class kernels), from the per-node best class.
 4. **Deconvolution**: :func:`mrideblur.estimators.nonblind_nonuniform.run` (IRLS hyper-Laplacian)
-   with the :class:`~mrideblur.physics.nonuniform.KernelField` of the chosen kernels; a colour
-   image shares the field (estimated on the luminance) and is deconvolved channel by channel.
+   with the :class:`~mrideblur.physics.nonuniform.KernelField` of the chosen kernels as a
+   ``"valid"`` blur — the observation is the part of a larger scene whose blur footprint lies
+   inside, nothing assumed beyond the frame — then the scene cropped back to the observation's
+   grid; a colour image shares the field (estimated on the luminance) and is deconvolved channel
+   by channel.  A constant image is returned as it is.
 
 Sun et al. also rotate each patch to refine the direction, and use a larger network; here the
 directions are classes (every 15 degrees) and the network is small enough for a CPU.
@@ -128,13 +131,19 @@ def run(blurred: np.ndarray, options: KernelFieldOptions, progress: ProgressFn |
     patch = net.config.patch
     if min(grey.shape) < patch:
         raise ValueError(f"blurred: image {grey.shape} is smaller than the classifier's {patch}-px patches")
+    if np.ptp(grey) == 0:  # nothing to deblur
+        return Result(image=np.array(y), kernel=None, history={"skipped": "constant image", "cancelled": False},
+                      report={"method": "kernel-field"})
     if progress is not None:
         progress(0, 3, "kernel-field: classifying patches")
     cy, cx, logp = _patch_logprobs(net, grey, patch, options.stride)
-    # node energies: window-weighted mean negative log-probability of the patches around each node
-    windows = field_windows(grey.shape, options.grid)  # (gy, gx, ny, nx)
-    iy = np.round(cy).astype(int)
-    ix = np.round(cx).astype(int)
+    # node energies: window-weighted mean negative log-probability of the patches around each node,
+    # the nodes spread over the scene (larger than the observation by the kernel size minus one)
+    h = KERNEL_SIZE // 2
+    scene = (grey.shape[0] + 2 * h, grey.shape[1] + 2 * h)
+    windows = field_windows(scene, options.grid)  # (gy, gx, scene y, scene x)
+    iy = np.round(cy).astype(int) + h
+    ix = np.round(cx).astype(int) + h
     w = windows[:, :, iy][:, :, :, ix]  # (gy, gx, ny_p, nx_p)
     w = w / np.maximum(w.sum(axis=(2, 3), keepdims=True), 1e-12)
     energy = -np.einsum("abij,ijc->abc", w, logp)
@@ -162,11 +171,12 @@ def run(blurred: np.ndarray, options: KernelFieldOptions, progress: ProgressFn |
     kernels = np.array([[class_kernel(int(labels[a, b])) for b in range(gx)] for a in range(gy)])
     if progress is not None:
         progress(1, 3, "kernel-field: deconvolving")
-    field = KernelField(grey.shape, kernels)
+    field = KernelField(scene, kernels, boundary="valid")
     hl = NonuniformHyperLaplacianOptions(lam=options.lam, alpha=options.alpha)
     hl.validate()
-    image = (np.stack([deconvolve_field(y[..., c], field, hl) for c in range(3)], axis=-1) if colour
-             else deconvolve_field(y, field, hl))
+    inner = (slice(h, h + grey.shape[0]), slice(h, h + grey.shape[1]))
+    image = (np.stack([deconvolve_field(y[..., c], field, hl)[inner] for c in range(3)], axis=-1) if colour
+             else deconvolve_field(y, field, hl)[inner])
     if progress is not None:
         progress(3, 3, "kernel-field: done")
     history = {
