@@ -195,3 +195,24 @@ def test_shipped_kernel_field_deblurs_a_steadily_rolling_camera(one_torch_thread
     gain = psnr(res.image[inner], x[inner], data_range=1) - psnr(y[inner], x[inner], data_range=1)
     assert gain > 1.0, gain
     assert res.history["lengths"][0].mean() < res.history["lengths"][-1].mean()  # longer far from the pivot
+
+
+def test_shipped_srn_deblurs_camera_shake_in_colour(one_torch_thread):
+    """The shipped SRN weights end to end on a colour crop of *chelsea* (one of its training
+    photographs: this checks the wiring and the weights, benchmarks/deblur_learned.md measures
+    unseen photographs), a 19-px shake, valid blur, 1% noise."""
+    from skimage import data
+
+    from mrideblur.deblur import blind_deconvolve, blur, camera_shake_kernel
+    from mrideblur.metrics import psnr
+
+    k = camera_shake_kernel(19, seed=12)
+    x = data.chelsea()[20 : 20 + 160 + 18, 150 : 150 + 160 + 18] / 255.0
+    y = blur(x, k, noise_sigma=0.01, seed=1, boundary="valid")
+    res = blind_deconvolve(y, 19, method="srn")
+    assert res.image.shape == y.shape and res.history["steps"] >= 4500
+    h = 9
+    sharp = x[h:-h, h:-h]
+    inner = (slice(10, -10), slice(10, -10))
+    gain = psnr(res.image[inner], sharp[inner], data_range=1) - psnr(y[inner], sharp[inner], data_range=1)
+    assert gain > 0.5, gain
