@@ -475,3 +475,24 @@ def test_deblur_says_when_the_result_rings_beyond_the_input(tmp_path, case, monk
     assert main(["deblur", str(case["png"]), "--method", "vb", "--kernel-size", "7", "--out", str(tmp_path / "o")]) == 0
     assert "mrideblur: warning: 30.0% of the deblurred pixels" in capsys.readouterr().err
     assert _report(tmp_path / "o")["slices"][0]["history"]["overshoot"] == 0.3
+
+
+def test_deblur_kernel_field_writes_the_field(tmp_path, capsys):
+    """--method kernel-field: the shipped classifier on a steadily rolling camera; the field of
+    kernels reaches kernel.npy, the montage and the report; options of other methods are refused."""
+    from mrideblur.deblur import PoseBlur, blur_nonuniform, roll_sweep
+    from mrideblur.io.anatomy import photo
+
+    x = photo("camera")[150:278, 150:278]
+    y = np.clip(blur_nonuniform(x, PoseBlur(x.shape, roll_sweep(16, 1.5), centre=(-200.0, 63.5)), 0.01, seed=0), 0, 1)
+    write_image(tmp_path / "rolled.png", y, bit_depth=16)
+    out = tmp_path / "out"
+    assert main(["deblur", str(tmp_path / "rolled.png"), "--method", "kernel-field", "--param", "grid=[3,3]",
+                 "--out", str(out), "--quiet"]) == 0
+    field = np.load(out / "kernel.npy")
+    assert field.shape == (3, 3, 33, 33) and np.allclose(field.sum(axis=(2, 3)), 1.0)
+    report = _report(out)
+    assert report["blind"] is True and report["kernel_size"] == [3, 3, 33, 33]
+    assert "field of 33-pixel kernels" in capsys.readouterr().out
+    assert main(["deblur", str(tmp_path / "rolled.png"), "--method", "kernel-field", "--kernel-size", "9",
+                 "--out", str(tmp_path / "o2")]) == 2

@@ -36,6 +36,9 @@ __all__ = ["BLIND_METHODS", "DEFAULT_KERNEL_SIZE", "NONBLIND_METHODS", "add_pars
 BLIND_METHODS = methods("blind-deconvolve")
 #: Methods that need the kernel (:func:`mrideblur.deblur.deconvolve`), from the catalogue.
 NONBLIND_METHODS = methods("deconvolve")
+#: Methods that estimate a spatially varying blur, a field of kernels
+#: (:func:`mrideblur.deblur.deblur_nonuniform`), from the catalogue.
+FIELD_METHODS = methods("deblur-nonuniform")
 DEFAULT_KERNEL_SIZE = 25
 #: Keyword arguments the command sets itself (not through ``--param``).
 RESERVED = {"blurred", "kernel", "kernel_size", "method", "seed", "progress", "cancel", "patch", "boundary"}
@@ -45,7 +48,8 @@ DESCRIPTION = (
     "channels, unless --grey) or each 2D slice of a NIfTI volume. "
     f"Blind methods ({', '.join(BLIND_METHODS)}) estimate the blur kernel; non-blind "
     f"methods ({', '.join(NONBLIND_METHODS)}) need it as --kernel (diffusion is blind "
-    "without --kernel, non-blind with it). Writes deblurred.png "
+    f"without --kernel, non-blind with it); {', '.join(FIELD_METHODS)} estimates a blur that varies "
+    "across the image (a field of kernels). Writes deblurred.png "
     "+ deblurred.npy (or deblurred.nii.gz), kernel.png + kernel.npy and report.json to "
     "--out. Intensities are divided by the input's largest magnitude before deblurring "
     "and multiplied back afterwards."
@@ -54,7 +58,7 @@ DESCRIPTION = (
 
 def is_blind(method: str, kernel_given: bool) -> bool:
     """Whether ``method`` estimates the kernel: a method in both lists does unless given one."""
-    return method in BLIND_METHODS and not (method in NONBLIND_METHODS and kernel_given)
+    return method in FIELD_METHODS or (method in BLIND_METHODS and not (method in NONBLIND_METHODS and kernel_given))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +66,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "deblur", cmd_deblur, "deblur an image or every slice of a NIfTI volume", DESCRIPTION)
     p.add_argument("input", type=Path, help=f"input file ({', '.join(IMAGE_SUFFIXES + NIFTI_SUFFIXES)})")
     p.add_argument("--out", type=Path, required=True, metavar="OUT_DIR", help="output directory (created)")
-    p.add_argument("--method", choices=tuple(dict.fromkeys(BLIND_METHODS + NONBLIND_METHODS)), default="vb",
+    p.add_argument("--method", choices=tuple(dict.fromkeys(BLIND_METHODS + NONBLIND_METHODS + FIELD_METHODS)),
+                   default="vb",
                    help="deblurring method (default: vb)")
     p.add_argument("--kernel-size", type=odd_int, default=None, metavar="N",
                    help=f"odd size of the estimated kernel in pixels for blind methods (default {DEFAULT_KERNEL_SIZE})")
@@ -129,6 +134,10 @@ def deblur_options(args: argparse.Namespace, blind: bool) -> dict[str, Any]:
                          f"(or use a blind method: {', '.join(BLIND_METHODS)})")
     if not blind and args.patch is not None:
         raise ValueError("--patch: only the blind methods estimate a kernel on a patch")
+    if args.method in FIELD_METHODS and (args.patch is not None or args.boundary is not None
+                                         or args.kernel_size is not None):
+        raise ValueError(f"--method {args.method} estimates a field of kernels over the whole image: --patch, "
+                         "--boundary and --kernel-size do not apply")
     options: dict[str, Any] = {}  # given on the command line; the library's defaults otherwise
     if args.patch is not None:
         options["patch"] = tuple(args.patch)
@@ -139,7 +148,8 @@ def deblur_options(args: argparse.Namespace, blind: bool) -> dict[str, Any]:
             raise ValueError(f"--param {key}: set by the command itself (use its own option if it has one)")
         options[key] = value
     # An option the method does not take, or a bad value, fails here, before any work.
-    find("blind-deconvolve" if blind else "deconvolve", args.method).make_options(**options)
+    problem = "deblur-nonuniform" if args.method in FIELD_METHODS else "blind-deconvolve" if blind else "deconvolve"
+    find(problem, args.method).make_options(**options)
     return options
 
 
@@ -156,7 +166,7 @@ def deblur_stack(stack: np.ndarray, method: str, known_kernel: np.ndarray | None
     (``index``, ``seconds``, ``history`` summary, ``skipped`` for constant slices).  A
     ``ValueError`` of the library is raised again with ``name`` and, for stacks, the slice.
     """
-    from ..deblur import blind_deconvolve, deconvolve
+    from ..deblur import blind_deconvolve, deblur_nonuniform, deconvolve
 
     blind = is_blind(method, known_kernel is not None)
     n = stack.shape[0]
@@ -176,8 +186,11 @@ def deblur_stack(stack: np.ndarray, method: str, known_kernel: np.ndarray | None
                 if blind:
                     with warnings.catch_warnings():  # the command prints the overshoot warning itself
                         warnings.simplefilter("ignore", UserWarning)
-                        res = blind_deconvolve(blurred, kernel_size, method=method, seed=seed, progress=bar, **options)
-                    image, kernel, history = np.asarray(res.image), np.asarray(res.kernel), res.history
+                        res = (deblur_nonuniform(blurred, method=method, progress=bar, **options)
+                               if method in FIELD_METHODS else
+                               blind_deconvolve(blurred, kernel_size, method=method, seed=seed, progress=bar, **options))
+                    image, history = np.asarray(res.image), res.history
+                    kernel = np.asarray(res.kernel) if res.kernel is not None else _delta(kernel_size)
                 else:
                     image, kernel = np.asarray(deconvolve(blurred, known_kernel, method=method, **options)), known_kernel
             except ValueError as exc:
@@ -190,6 +203,12 @@ def deblur_stack(stack: np.ndarray, method: str, known_kernel: np.ndarray | None
         results.append(image)
         kernels.append(kernel)
         slices.append(entry)
+    shapes = {k.shape for k in kernels}
+    if len(shapes) > 1:  # a field method's skipped (constant) slices: a field of "no blur" like the others'
+        field = next(k for k in kernels if k.ndim == 4)
+        none = np.zeros(field.shape)
+        none[..., field.shape[-2] // 2, field.shape[-1] // 2] = 1.0
+        kernels = [k if k.shape == field.shape else none for k in kernels]
     return results, kernels, slices
 
 
@@ -215,7 +234,9 @@ def center_crop(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def kernel_montage(kernels: np.ndarray) -> np.ndarray:
-    """Tile ``(n, ky, kx)`` kernels on a near-square grid, each scaled to its own maximum."""
+    """Tile ``(n, ky, kx)`` kernels on a near-square grid, each scaled to its own maximum (fields
+    of kernels, ``(..., gy, gx, ky, kx)``, tile every kernel of every field in order)."""
+    kernels = np.asarray(kernels).reshape((-1,) + np.shape(kernels)[-2:])
     n, ky, kx = kernels.shape
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
@@ -286,7 +307,9 @@ def cmd_deblur(args: argparse.Namespace) -> int:
         "slices": slices,
     }
     outputs["report"] = write_json(out_dir / "report.json", report)
-    what = (f"blind, {kernels[0].shape[0]}-pixel kernel estimated" if blind else "known kernel")
+    what = (f"blind, a {kernels[0].shape[0]}x{kernels[0].shape[1]} field of {kernels[0].shape[-1]}-pixel kernels "
+            "estimated" if args.method in FIELD_METHODS else
+            f"blind, {kernels[0].shape[0]}-pixel kernel estimated" if blind else "known kernel")
     print(f"{args.method} ({what}): {len(results) if meta['kind'] == 'nifti' else 1} "
           f"{'colour ' if meta.get('colour') else ''}image(s) of {'x'.join(str(n) for n in stack.shape[1:3])} "
           f"pixels, {report['seconds']:.1f} s")
