@@ -33,7 +33,8 @@ import torch
 
 from ..io.atomic import atomic_open, atomic_write
 
-__all__ = ["LoopConfig", "Trainer", "checkpoint_path", "write_loss_log"]
+__all__ = ["LoopConfig", "Trainer", "checkpoint_path", "read_checkpoint", "resume_point", "training_device",
+           "write_loss_log"]
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -41,6 +42,39 @@ def checkpoint_path(out: str | Path) -> Path:
     ``out/checkpoint.pt``."""
     out = Path(out)
     return out if out.suffix == ".pt" else out / "checkpoint.pt"
+
+
+def read_checkpoint(path: str | Path, fmt: str, what: str) -> dict:
+    """A training checkpoint whose ``format`` is ``fmt``; a ``ValueError`` naming the file (and
+    ``what`` it should have been) when it is unreadable or of another kind."""
+    path = Path(path)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{path}: not a readable checkpoint ({first})") from None
+    if not isinstance(ck, dict) or ck.get("format") != fmt:
+        raise ValueError(f"{path}: not a mrideblur {what} checkpoint")
+    return ck
+
+
+def training_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device; a ``ValueError`` when CUDA is asked and absent."""
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available to this torch build")
+    return device
+
+
+def resume_point(ckpt: Path, resume: bool, config: Any, read: Callable[[Path], dict]) -> tuple[dict | None, Any]:
+    """``(checkpoint or None, config)`` for a run: when resuming an existing checkpoint, its own
+    config (of the caller's, only ``steps`` applies: the run continues to the larger total)."""
+    if not (resume and ckpt.exists()):
+        return None, config
+    state = read(ckpt)
+    resumed = type(config).from_dict(state["config"])
+    resumed.steps = max(config.steps, int(state["step"]))
+    return state, resumed
 
 
 def write_loss_log(path: Path, history: list[dict]) -> None:

@@ -20,7 +20,7 @@ import torch
 from ..io.atomic import atomic_open, atomic_write
 from ..threads import with_threads
 from .blur_data import TRAIN_PHOTOS, BlurPairs
-from .loop import LoopConfig, Trainer, checkpoint_path
+from .loop import LoopConfig, Trainer, checkpoint_path, read_checkpoint, resume_point, training_device
 from .motion_cnn import MotionCNN, MotionCNNConfig, MotionPatches, motion_loss
 from .srn import SRN, SRNConfig, srn_loss
 
@@ -113,13 +113,7 @@ class TrainDeblurConfig:
 
 
 def _load_checkpoint(path: Path) -> dict:
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(ck, dict) or ck.get("format") != DEBLUR_CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a mrideblur deblurring-network checkpoint")
-    return ck
+    return read_checkpoint(path, DEBLUR_CHECKPOINT_FORMAT, "deblurring-network")
 
 
 @with_threads
@@ -148,15 +142,8 @@ def train(config: TrainDeblurConfig, out: str | Path, resume: bool = False, devi
     callback : callable ``(step, loss)``, optional
     """
     ckpt = checkpoint_path(out)
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available to this torch build")
-    state = None
-    if resume and ckpt.exists():
-        state = _load_checkpoint(ckpt)
-        steps = config.steps
-        config = TrainDeblurConfig.from_dict(state["config"])
-        config.steps = max(steps, int(state["step"]))
+    device = training_device(device)
+    state, config = resume_point(ckpt, resume, config, _load_checkpoint)
     config.validate()
     net_cls, cfg_cls, loss_of, make_stream = NETWORKS[config.network]
     net_cfg = cfg_cls.from_dict(config.net if config.net is not None else DEFAULT_NETS[config.network])

@@ -33,7 +33,7 @@ import torch
 
 from mrideblur.io.atomic import atomic_open, atomic_write
 
-from ..learn.loop import LoopConfig, Trainer, checkpoint_path
+from ..learn.loop import LoopConfig, Trainer, checkpoint_path, read_checkpoint, resume_point, training_device
 from ..threads import with_threads
 from .data import TrainingData, builtin_base_slices, load_slices
 from .sde import VESDE
@@ -122,16 +122,9 @@ def dsm_loss(model: Denoiser, x0: torch.Tensor, sigma: torch.Tensor, noise: torc
     return (w * (d - x0) ** 2).mean()
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+def load_checkpoint(path: str | Path) -> dict:
     """Read a training checkpoint (a ``ValueError`` naming the file when it is not one)."""
-    path = Path(path)
-    try:
-        ck = torch.load(path, map_location=map_location, weights_only=False)
-    except (OSError, RuntimeError, EOFError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a mrideblur prior training checkpoint")
-    return ck
+    return read_checkpoint(path, CHECKPOINT_FORMAT, "prior training")
 
 
 def _make_data(cfg: TrainConfig) -> TrainingData:
@@ -259,15 +252,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
         Called after every step.
     """
     ckpt = checkpoint_path(out)
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available to this torch build")
-    state = None
-    if resume and ckpt.exists():
-        state = load_checkpoint(ckpt)
-        steps = config.steps
-        config = TrainConfig.from_dict(state["config"])
-        config.steps = max(steps, int(state["step"]))
+    device = training_device(device)
+    state, config = resume_point(ckpt, resume, config, load_checkpoint)
     unet_cfg = UNetConfig.from_dict(config.unet)
     sde = VESDE.from_dict(config.sde)
     torch.manual_seed(config.seed)
