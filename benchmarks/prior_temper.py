@@ -15,7 +15,8 @@ from pathlib import Path
 
 
 from mrideblur.deblur import blur, camera_shake_kernel
-from mrideblur.estimators.blind_vb import _noise_sigma_estimate, _Scale
+from mrideblur.estimators.blind_common import noise_sigma_estimate
+from mrideblur.estimators.blind_vb import _Scale
 from mrideblur.prior.gradient import FITTED_GRADIENT_PRIOR, KERNEL_PRIOR, GradientMixturePrior
 from mrideblur.metrics import kernel_similarity
 
@@ -32,7 +33,7 @@ def run(tempers=(1, 4, 16, 64), n_iter=20, size=25):
         for seed in (3, 4):
             k = camera_shake_kernel(size, seed=seed)
             y = blur(x, k, noise_sigma=0.01, seed=seed, boundary="valid")
-            sig = _noise_sigma_estimate(y)
+            sig = noise_sigma_estimate(y)
             for t in tempers:
                 prior = GradientMixturePrior(FITTED_GRADIENT_PRIOR.weights, tuple(v * t for v in FITTED_GRADIENT_PRIOR.variances))
                 for variational in (True, False):

@@ -40,6 +40,9 @@ NONBLIND_METHODS = methods("deconvolve")
 #: (:func:`mrideblur.deblur.deblur_nonuniform`), from the catalogue.
 FIELD_METHODS = methods("deblur-nonuniform")
 DEFAULT_KERNEL_SIZE = 25
+#: Blind methods that also take a starting kernel (``--kernel``): semi-blind, the kernel refined
+#: or its error modelled.
+SEMI_BLIND = ("residual-prior",)
 #: Keyword arguments the command sets itself (not through ``--param``).
 RESERVED = {"blurred", "kernel", "kernel_size", "method", "seed", "progress", "cancel", "patch", "boundary"}
 
@@ -48,10 +51,11 @@ DESCRIPTION = (
     "channels, unless --grey) or each 2D slice of a NIfTI volume. "
     f"Blind methods ({', '.join(BLIND_METHODS)}) estimate the blur kernel; non-blind "
     f"methods ({', '.join(NONBLIND_METHODS)}) need it as --kernel (diffusion is blind "
-    f"without --kernel, non-blind with it); {', '.join(FIELD_METHODS)} estimates a blur that varies "
+    f"without --kernel, non-blind with it; residual-prior takes --kernel as the inaccurate kernel whose "
+    f"error it models); {', '.join(FIELD_METHODS)} estimates a blur that varies "
     "across the image (a field of kernels). Writes deblurred.png "
-    "+ deblurred.npy (or deblurred.nii.gz), kernel.png + kernel.npy and report.json to "
-    "--out. Intensities are divided by the input's largest magnitude before deblurring "
+    "+ deblurred.npy (or deblurred.nii.gz), kernel.png + kernel.npy, uncertainty.npy (or .nii.gz) for "
+    "methods that return one, and report.json to --out. Intensities are divided by the input's largest magnitude before deblurring "
     "and multiplied back afterwards."
 )
 
@@ -126,9 +130,9 @@ def load_kernel(path: Path) -> np.ndarray:
 def deblur_options(args: argparse.Namespace, blind: bool) -> dict[str, Any]:
     """Check the deblur options against each other and against the method's own options
     (the catalogue's options dataclass); return the keyword arguments to pass on."""
-    if blind and args.kernel is not None:
+    if blind and args.kernel is not None and args.method not in SEMI_BLIND:
         raise ValueError(f"--kernel: method {args.method!r} estimates the kernel; give --kernel only to "
-                         f"the non-blind methods ({', '.join(NONBLIND_METHODS)})")
+                         f"the non-blind methods ({', '.join(NONBLIND_METHODS)}) or to {', '.join(SEMI_BLIND)}")
     if not blind and args.kernel is None:
         raise ValueError(f"--method {args.method} needs the blur kernel: add --kernel K.npy or K.png "
                          f"(or use a blind method: {', '.join(BLIND_METHODS)})")
@@ -159,24 +163,30 @@ def deblur_options(args: argparse.Namespace, blind: bool) -> dict[str, Any]:
 
 def deblur_stack(stack: np.ndarray, method: str, known_kernel: np.ndarray | None, kernel_size: int, seed: int,
                  options: dict[str, Any], bar: ProgressBar, name: str = "input",
-                 ) -> tuple[list[np.ndarray], list[np.ndarray], list[dict[str, Any]]]:
+                 ) -> tuple[list[np.ndarray], list[np.ndarray], list[dict[str, Any]], list[np.ndarray | None]]:
     """Deblur each slice of ``stack`` ``(n, ny, nx)`` on its own.
 
-    Returns the deblurred slices, one kernel per slice and one report entry per slice
-    (``index``, ``seconds``, ``history`` summary, ``skipped`` for constant slices).  A
-    ``ValueError`` of the library is raised again with ``name`` and, for stacks, the slice.
+    Returns the deblurred slices, one kernel per slice, one report entry per slice
+    (``index``, ``seconds``, ``history`` summary, ``skipped`` for constant slices) and the
+    per-slice uncertainty maps (``None`` where the method gives none).  A ``ValueError`` of the
+    library is raised again with ``name`` and, for stacks, the slice.  A blind method given
+    ``known_kernel`` (:data:`SEMI_BLIND`) starts from it.
     """
     from ..deblur import blind_deconvolve, deblur_nonuniform, deconvolve
 
     blind = is_blind(method, known_kernel is not None)
+    if blind and known_kernel is not None:  # semi-blind: the kernel is the method's starting point
+        options = {**options, "kernel": known_kernel}
+        kernel_size = known_kernel.shape[0]
     n = stack.shape[0]
-    results, kernels, slices = [], [], []
+    results, kernels, slices, spreads = [], [], [], []
     for i, blurred in enumerate(stack):
         if n > 1:
             bar.set_description(f"{method} slice {i + 1}/{n}")
         ts = time.perf_counter()
         entry: dict[str, Any] = {"index": i}
         history: Mapping[str, Any] | None = None
+        spread = None
         if np.ptp(blurred) == 0:  # nothing to deblur (background slices at a volume's ends)
             image = blurred.copy()
             kernel = known_kernel if known_kernel is not None else _delta(kernel_size)
@@ -190,6 +200,7 @@ def deblur_stack(stack: np.ndarray, method: str, known_kernel: np.ndarray | None
                                if method in FIELD_METHODS else
                                blind_deconvolve(blurred, kernel_size, method=method, seed=seed, progress=bar, **options))
                     image, history = np.asarray(res.image), res.history
+                    spread = None if res.uncertainty is None else np.asarray(res.uncertainty)
                     kernel = np.asarray(res.kernel) if res.kernel is not None else _delta(kernel_size)
                 else:
                     image, kernel = np.asarray(deconvolve(blurred, known_kernel, method=method, **options)), known_kernel
@@ -203,13 +214,14 @@ def deblur_stack(stack: np.ndarray, method: str, known_kernel: np.ndarray | None
         results.append(image)
         kernels.append(kernel)
         slices.append(entry)
+        spreads.append(spread)
     shapes = {k.shape for k in kernels}
     if len(shapes) > 1:  # a field method's skipped (constant) slices: a field of "no blur" like the others'
         field = next(k for k in kernels if k.ndim == 4)
         none = np.zeros(field.shape)
         none[..., field.shape[-2] // 2, field.shape[-1] // 2] = 1.0
         kernels = [k if k.shape == field.shape else none for k in kernels]
-    return results, kernels, slices
+    return results, kernels, slices, spreads
 
 
 def _delta(size: int) -> np.ndarray:
@@ -249,9 +261,17 @@ def kernel_montage(kernels: np.ndarray) -> np.ndarray:
 
 
 def write_deblur_outputs(out_dir: Path, results: list[np.ndarray], kernels: np.ndarray, meta: dict[str, Any],
-                         scale: float) -> dict[str, Path]:
-    """Write the deblurred data and the kernels; return ``{name: path}``."""
+                         scale: float, spreads: list[np.ndarray | None] | None = None) -> dict[str, Path]:
+    """Write the deblurred data, the kernels and, when the method gives them, the uncertainty
+    maps (``spreads``, in the input's units); return ``{name: path}``."""
     out: dict[str, Path] = {}
+    if spreads and any(u is not None for u in spreads):  # skipped (constant) slices: no spread
+        spreads = [np.zeros_like(r) if u is None else u for r, u in zip(results, spreads)]
+        if meta["kind"] == "nifti":
+            vol = spreads[0] if meta["axis"] is None else np.moveaxis(np.stack(spreads), 0, meta["axis"])
+            out["uncertainty"] = write_nifti(out_dir / "uncertainty.nii.gz", vol, meta["affine"], meta["header"])
+        else:
+            out["uncertainty"] = write_image(out_dir / "uncertainty.npy", spreads[0])
     if meta["kind"] == "nifti":
         volume = results[0] if meta["axis"] is None else np.moveaxis(np.stack(results), 0, meta["axis"])
         out["deblurred"] = write_nifti(out_dir / "deblurred.nii.gz", volume, meta["affine"], meta["header"])
@@ -280,14 +300,16 @@ def cmd_deblur(args: argparse.Namespace) -> int:
     kernel_size = args.kernel_size or DEFAULT_KERNEL_SIZE
 
     with ProgressBar(enabled=not args.quiet, desc=args.method) as bar:
-        results, kernels, slices = deblur_stack(stack / scale, args.method, known_kernel, kernel_size, args.seed,
-                                                options, bar, name=str(args.input))
+        results, kernels, slices, spreads = deblur_stack(stack / scale, args.method, known_kernel, kernel_size,
+                                                         args.seed, options, bar, name=str(args.input))
     results = [r * scale for r in results]
+    spreads = [None if u is None else u * scale for u in spreads]
     if meta["kind"] == "nifti":  # same grid as the input, so the affine still applies
         results = [center_crop(r, stack.shape[1:]) for r in results]
+        spreads = [None if u is None else center_crop(u, stack.shape[1:]) for u in spreads]
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = write_deblur_outputs(out_dir, results, np.stack(kernels), meta, scale)
+    outputs = write_deblur_outputs(out_dir, results, np.stack(kernels), meta, scale, spreads)
     report = {
         "command": "deblur",
         "mrideblur_version": __version__,
@@ -309,6 +331,8 @@ def cmd_deblur(args: argparse.Namespace) -> int:
     outputs["report"] = write_json(out_dir / "report.json", report)
     what = (f"blind, a {kernels[0].shape[0]}x{kernels[0].shape[1]} field of {kernels[0].shape[-1]}-pixel kernels "
             "estimated" if args.method in FIELD_METHODS else
+            f"semi-blind, the given {kernels[0].shape[0]}-pixel kernel's error modelled"
+            if blind and known_kernel is not None else
             f"blind, {kernels[0].shape[0]}-pixel kernel estimated" if blind else "known kernel")
     print(f"{args.method} ({what}): {len(results) if meta['kind'] == 'nifti' else 1} "
           f"{'colour ' if meta.get('colour') else ''}image(s) of {'x'.join(str(n) for n in stack.shape[1:3])} "

@@ -28,8 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add the ``train-deblur`` subcommand to ``mrideblur``'s subparsers."""
     p = add_command(sub, "train-deblur", cmd_train_deblur,
                     "train a learned deblurring network on blurred built-in photographs")
-    p.add_argument("--network", default="srn", choices=("srn", "motion-cnn"),
-                   help="srn (end-to-end deblurring, blind_deconvolve method 'srn') or motion-cnn (the patch "
+    p.add_argument("--network", default="srn", choices=("srn", "motion-cnn", "neural-filter"),
+                   help="srn (end-to-end deblurring, blind_deconvolve method 'srn'), neural-filter (per-patch "
+                        "deconvolution filters, method 'neural-filter') or motion-cnn (the patch "
                         "classifier of deblur_nonuniform's 'kernel-field'); default srn")
     p.add_argument("--out", required=True, type=Path, metavar="CKPT",
                    help="checkpoint: a .pt file, or a folder (checkpoint.pt and loss.csv inside)")

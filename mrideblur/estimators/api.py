@@ -143,10 +143,14 @@ def blind_deconvolve(blurred: np.ndarray, kernel_size: int, method: str = "vb", 
         deconvolved with it (:func:`mrideblur.estimators.blind_common.blind_colour`).
     kernel_size : int
         Odd size (pixels, >= 3) of the kernel to estimate, a little larger than the blur.
-    method : {"vb", "map", "diffusion", "srn"}
+    method : {"vb", "map", "diffusion", "neural-filter", "residual-prior", "srn"}
         Variational Bayes after Fergus et al. 2006 (:mod:`mrideblur.estimators.blind_vb`), the
         naive joint MAP of the same model, kernel refits along a diffusion posterior sweep
-        (:mod:`mrideblur.estimators.blind_diffusion`), or the scale-recurrent network end to end
+        (:mod:`mrideblur.estimators.blind_diffusion`), per-patch deconvolution filters predicted
+        by a network, then a kernel fit and a non-blind deconvolution (Chakrabarti 2016,
+        :mod:`mrideblur.estimators.neural_filter`), VB's kernel refined by deep image and residual
+        priors with an ensemble uncertainty (Tang et al. 2023,
+        :mod:`mrideblur.estimators.residual_prior`; ``res.uncertainty``), or the scale-recurrent network end to end
         (:mod:`mrideblur.estimators.deblur_network`; a kernel fitted to its image).
     seed : int
         Seeds every random choice: the same seed gives the same result.

@@ -24,7 +24,7 @@ from .nonblind import METHODS as NONBLIND_METHODS
 from .nonblind import _parse_params, deconvolve
 
 __all__ = ["OVERSHOOT_MARGIN", "OVERSHOOT_WARN", "BlindOptions", "blind_colour", "final_image", "gradients",
-           "overshoot", "overshoot_check", "prepare"]
+           "noise_sigma_estimate", "overshoot", "overshoot_check", "prepare"]
 
 #: Margin, as a share of the blurred image's intensity range, beyond which a pixel of the
 #: deblurred image counts as outside the input's range (:func:`overshoot`).
@@ -133,6 +133,14 @@ def prepare(blurred: np.ndarray, kernel_size: int, options: BlindOptions
         raise ValueError(f"kernel_size: {kernel_size} is too large for the image/patch {yp.shape} "
                          "(need at least twice the kernel size)")
     return y, yp, (y0, x0, ph, pw), kernel_size
+
+
+def noise_sigma_estimate(y: np.ndarray) -> float:
+    """Noise standard deviation of a grey image ``y`` (its units) from its finest wavelet
+    coefficients (Donoho's median absolute deviation, :func:`skimage.restoration.estimate_sigma`)."""
+    from skimage.restoration import estimate_sigma
+
+    return float(estimate_sigma(np.asarray(y, dtype=np.float64)))
 
 
 def final_image(y: np.ndarray, kernel: np.ndarray, options: BlindOptions) -> np.ndarray:

@@ -46,7 +46,6 @@ from typing import Any, Callable
 
 import numpy as np
 import skimage.transform
-from skimage.restoration import estimate_sigma
 from scipy import fft as sfft
 from scipy import signal
 from scipy.special import erfcx
@@ -55,7 +54,7 @@ from ..physics.cg import conjugate_gradient
 from ..physics.kernels import center_kernel
 from ..prior.gradient import GRADIENT_PRIOR, KERNEL_PRIOR, GradientMixturePrior, KernelExponentialPrior
 from .base import CancelFn, ProgressFn, Result, positive_int
-from .blind_common import BlindOptions, final_image, gradients, prepare
+from .blind_common import BlindOptions, final_image, gradients, noise_sigma_estimate, prepare
 
 __all__ = ["MAPOptions", "VBOptions", "run"]
 
@@ -169,11 +168,6 @@ def _rectified_moments(mean: np.ndarray, prec: np.ndarray) -> tuple[np.ndarray, 
     e2 = mean * e1 + s * s
     e1 = np.maximum(e1, 0.0)
     return e1, np.maximum(e2, e1 * e1)
-
-
-def _noise_sigma_estimate(y: np.ndarray) -> float:
-    """Noise standard deviation of ``y`` from its finest wavelet coefficients (Donoho's MAD)."""
-    return float(estimate_sigma(y))
 
 
 def _pyramid_sizes(kernel_size: int, ratio: float = math.sqrt(2.0)) -> list[int]:
@@ -393,7 +387,7 @@ def run(blurred: np.ndarray, kernel_size: int, options: VBOptions, progress: Pro
     y, yp, patch, kernel_size = prepare(blurred, kernel_size, options)
     method = "vb" if options.variational else "map"
     n_iter, n_starts, seed = options.n_iter, options.n_starts, options.seed
-    sigma_n = _noise_sigma_estimate(yp) if options.noise_sigma is None else float(options.noise_sigma)
+    sigma_n = noise_sigma_estimate(yp) if options.noise_sigma is None else float(options.noise_sigma)
     sizes = _pyramid_sizes(kernel_size)
     total = n_starts * len(sizes) * n_iter + 1
     starts = []

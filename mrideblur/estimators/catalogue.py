@@ -172,6 +172,13 @@ CATALOGUE: tuple[Entry, ...] = (
           "gradient mixture of Gaussians", "posterior", "blind_vb", "VBOptions"),
     Entry("blind-deconvolve", "diffusion", "kernel refits along a diffusion posterior sweep", "kernel",
           "diffusion score", "posterior", "blind_diffusion", "BlindDiffusionOptions"),
+    Entry("blind-deconvolve", "neural-filter", "per-patch deconvolution filters from a network, then a kernel fit "
+          "and non-blind deconvolution (Chakrabarti 2016)", "kernel", "learned filters + hyper-Laplacian gradients",
+          "learned", "neural_filter", "NeuralFilterOptions", colour=True),
+    Entry("blind-deconvolve", "residual-prior", "VB kernel, then deep image prior + deep residual prior for the "
+          "kernel error (Tang et al. 2023); ensemble uncertainty", "kernel error (residual)",
+          "untrained generators + Laplace gradients", "posterior", "residual_prior", "ResidualPriorOptions",
+          colour=True),
     Entry("blind-deconvolve", "srn", "scale-recurrent network, end to end (Tao et al. 2018); kernel fitted after",
           "none (image directly)", "learned from blurred photographs", "learned", "deblur_network",
           "NetworkDeblurOptions", colour=True),

@@ -19,32 +19,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import signal
 
 from ..learn.srn import deblur_image
-from ..learn.train_deblur import load_deblur_network
+from ..learn.train_deblur import load_deblur_network, shipped_weights
 from ..physics.blur import check_colour_image, check_image, luminance
 from .base import CancelFn, Options, ProgressFn, Result
+from .blind_common import noise_sigma_estimate
 from .blind_diffusion import fit_kernel
-from .blind_vb import _noise_sigma_estimate
 
-__all__ = ["NetworkDeblurOptions", "run", "shipped_weights"]
-
-#: Folder of the shipped network weights (``<method>.pt``, a provenance ``.json`` beside each).
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "learn" / "weights"
-
-
-def shipped_weights(method: str) -> Path:
-    """The weights file shipped for ``method``; ``ValueError`` when this installation lacks it."""
-    path = WEIGHTS_DIR / f"{method}.pt"
-    if not path.is_file():
-        raise ValueError(f"{path}: no shipped weights for method {method!r}; train them with "
-                         f"'mrideblur train-deblur --network {method} --out RUN --export W.pt' and pass weights=W.pt")
-    return path
+__all__ = ["NetworkDeblurOptions", "run"]
 
 
 @dataclass
@@ -55,7 +42,7 @@ class NetworkDeblurOptions(Options):
     ----------
     weights : str, Path or None
         Exported weights or a training checkpoint; ``None``: the shipped ones
-        (:func:`shipped_weights`).
+        (:func:`mrideblur.learn.train_deblur.shipped_weights`).
     device : str
         ``"cpu"`` or ``"cuda"``.
     fit_iters : int
@@ -111,6 +98,6 @@ def run(blurred: np.ndarray, kernel_size: int, options: NetworkDeblurOptions, pr
     if progress is not None:
         progress(2, 2, f"{options.method}: done")
     history = {"weights": info.get("path"), "steps": info.get("steps"), "residual": residual,
-               "noise_sigma": float(_noise_sigma_estimate(grey)), "seconds": time.perf_counter() - t0, "cancelled": False}
+               "noise_sigma": float(noise_sigma_estimate(grey)), "seconds": time.perf_counter() - t0, "cancelled": False}
     return Result(image=x, kernel=kernel, history=history,
                   report={"method": options.method, "parameters": options.as_dict(), "seconds": history["seconds"]})

@@ -33,11 +33,10 @@ import numpy as np
 import torch
 
 from ..learn.motion_cnn import KERNEL_SIZE, MOTION_CLASSES, class_kernel
-from ..learn.train_deblur import load_deblur_network
+from ..learn.train_deblur import load_deblur_network, shipped_weights
 from ..physics.blur import check_colour_image, check_image, luminance
 from ..physics.nonuniform import KernelField, field_windows
 from .base import CancelFn, Options, ProgressFn, Result, positive_int
-from .deblur_network import shipped_weights
 from .nonblind_nonuniform import NonuniformHyperLaplacianOptions
 from .nonblind_nonuniform import run as deconvolve_field
 

@@ -1,8 +1,8 @@
 """Training the learned deblurring networks on blurred built-in photographs, resumable.
 
-``train(TrainDeblurConfig(...), out)`` trains a network (``method="srn"``:
-:class:`mrideblur.learn.srn.SRN`) on the stream of :class:`mrideblur.learn.blur_data.BlurPairs`
-with the package's one training loop (:class:`mrideblur.learn.loop.Trainer`: Adam, warm-up,
+``train(TrainDeblurConfig(...), out)`` trains a network (a key of :data:`NETWORKS`: ``"srn"``,
+``"motion-cnn"``, ``"neural-filter"``) on its stream of blurred training photographs
+(:class:`mrideblur.learn.blur_data.BlurPairs` and its variants) with the package's one training loop (:class:`mrideblur.learn.loop.Trainer`: Adam, warm-up,
 clipping, EMA, atomic checkpoints, exact resume).  :func:`export_deblur_weights` writes the EMA
 weights as a small file (float16) with a provenance ``.json``; :func:`load_deblur_network` reads
 it back (or a checkpoint).  The shell is ``mrideblur train-deblur``.
@@ -22,13 +22,16 @@ from ..threads import with_threads
 from .blur_data import TRAIN_PHOTOS, BlurPairs
 from .loop import LoopConfig, Trainer, checkpoint_path, read_checkpoint, resume_point, training_device
 from .motion_cnn import MotionCNN, MotionCNNConfig, MotionPatches, motion_loss
+from .neural_filter import NeuralFilter, NeuralFilterConfig, NeuralFilterPatches, neural_filter_loss
 from .srn import SRN, SRNConfig, srn_loss
 
-__all__ = ["DEBLUR_CHECKPOINT_FORMAT", "DEBLUR_WEIGHTS_FORMAT", "NETWORKS", "TrainDeblurConfig",
-           "export_deblur_weights", "load_deblur_network", "train"]
+__all__ = ["DEBLUR_CHECKPOINT_FORMAT", "DEBLUR_WEIGHTS_FORMAT", "NETWORKS", "WEIGHTS_DIR", "TrainDeblurConfig",
+           "export_deblur_weights", "load_deblur_network", "shipped_weights", "train"]
 
 DEBLUR_CHECKPOINT_FORMAT = "mrideblur-deblur-checkpoint-1"
 DEBLUR_WEIGHTS_FORMAT = "mrideblur-deblur-weights-1"
+
+
 def _srn_stream(config: "TrainDeblurConfig", net: SRNConfig):
     if config.crop % net.multiple:
         raise ValueError(f"crop: expected a multiple of {net.multiple} for this network, got {config.crop}")
@@ -40,12 +43,19 @@ def _motion_stream(config: "TrainDeblurConfig", net: MotionCNNConfig):
     return MotionPatches(net.patch, config.noise_range)
 
 
+def _filter_stream(config: "TrainDeblurConfig", net: NeuralFilterConfig):
+    return NeuralFilterPatches(net.patch, kernel_sizes=config.kernel_sizes, noise_range=config.noise_range,
+                               scale_range=config.scale_range, bank_size=config.bank_size, seed=config.seed,
+                               reblur=config.reblur)
+
+
 #: Trainable networks: name -> (network class, its config class, loss(outputs, targets), the
 #: training stream of a config: ``stream(config, net_config).batch(n, rng) -> (inputs, targets)``).
 NETWORKS = {"srn": (SRN, SRNConfig, srn_loss, _srn_stream),
-            "motion-cnn": (MotionCNN, MotionCNNConfig, motion_loss, _motion_stream)}
+            "motion-cnn": (MotionCNN, MotionCNNConfig, motion_loss, _motion_stream),
+            "neural-filter": (NeuralFilter, NeuralFilterConfig, neural_filter_loss, _filter_stream)}
 #: Network configs of a run that did not give one.
-DEFAULT_NETS = {"srn": SRNConfig().to_dict(), "motion-cnn": MotionCNNConfig().to_dict()}
+DEFAULT_NETS = {name: entry[1]().to_dict() for name, entry in NETWORKS.items()}
 
 
 @dataclass
@@ -181,7 +191,7 @@ def export_deblur_weights(source: str | Path | dict, out: str | Path, info: dict
         "network": cfg["network"],
         "data": (f"scikit-image photographs {', '.join(TRAIN_PHOTOS)} (grey and per colour channel), "
                  + (f"camera-shake kernels of {min(cfg['kernel_sizes'])}-{max(cfg['kernel_sizes'])} px"
-                    if cfg["network"] == "srn" else "patches blurred by the linear motion classes")
+                    if cfg["network"] != "motion-cnn" else "patches blurred by the linear motion classes")
                  + f", valid blur, noise {cfg['noise_range'][0]}-{cfg['noise_range'][1]}"),
         "steps": int(ck["step"]),
         "seconds": round(float(ck["seconds"]), 1),
@@ -226,3 +236,16 @@ def load_deblur_network(path: str | Path, device: str | torch.device = "cpu") ->
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     info["path"] = str(p)
     return model.to(device).eval(), info
+
+
+#: Folder of the shipped network weights (``<method>.pt``, a provenance ``.json`` beside each).
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def shipped_weights(method: str) -> Path:
+    """The weights file shipped for ``method``; ``ValueError`` when this installation lacks it."""
+    path = WEIGHTS_DIR / f"{method}.pt"
+    if not path.is_file():
+        raise ValueError(f"{path}: no shipped weights for network {method!r}; train them with "
+                         f"'mrideblur train-deblur --network {method} --out RUN --export W.pt' and pass weights=W.pt")
+    return path
