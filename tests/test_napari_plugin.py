@@ -380,3 +380,21 @@ def test_deblur_widget_keeps_an_rgb_layer_in_colour(make_napari_viewer, qtbot):
     layer = viewer.layers["rgb deblurred (wiener)"]
     assert layer.rgb and layer.data.shape == (64, 64, 3)
     assert psnr(layer.data / 255.0, sharp) > psnr(blurred, sharp) + 1
+
+
+def test_deblur_widget_shows_the_residual_prior_uncertainty(make_napari_viewer, qtbot):
+    from mrideblur.deblur import blur, camera_shake_kernel
+    from mrideblur.io.anatomy import photo
+
+    sharp = photo("camera")[200:264, 200:264]
+    blurred = blur(sharp, camera_shake_kernel(7, seed=1), noise_sigma=0.01, seed=0, boundary="symmetric")
+    viewer = make_napari_viewer()
+    viewer.add_image(blurred * 100.0, name="photo")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Deblur")
+    widget.image.setCurrentText("photo")
+    widget.method.setCurrentText("blind residual-prior")
+    widget.kernel_size.setValue(7)
+    out = _wait_run(qtbot, widget, widget.run, timeout_s=300)
+    spread = viewer.layers["photo uncertainty (residual-prior)"]
+    assert spread.data.shape == (64, 64) and spread.data.max() > 0 and not spread.visible
+    assert out.uncertainty is not None and "residual_map" not in out.history

@@ -72,7 +72,8 @@ def current_plane(viewer: Any, layer: Any) -> tuple[np.ndarray, tuple[int, ...]]
 
 @dataclass
 class DeblurOutcome:
-    """One deblurring run: the deblurred plane, the kernel used or estimated, and the call's record."""
+    """One deblurring run: the deblurred plane, the kernel used or estimated, the per-pixel
+    uncertainty where the method gives one (``residual-prior``), and the call's record."""
 
     name: str
     image: np.ndarray
@@ -82,6 +83,7 @@ class DeblurOutcome:
     index: tuple[int, ...] = ()
     history: dict = field(default_factory=dict)
     seconds: float = 0.0
+    uncertainty: np.ndarray | None = None
 
 
 def run_deblur(plane: np.ndarray, name: str, index: tuple[int, ...], method: str, kernel: np.ndarray | None,
@@ -97,12 +99,15 @@ def run_deblur(plane: np.ndarray, name: str, index: tuple[int, ...], method: str
         iters = {"n_iter": n_iter, "n_starts": n_starts} if method in ("vb", "map") else {}
         res = blind_deconvolve(y, kernel_size, method=method, seed=seed, progress=progress, cancel=cancel, **iters)
         image, k, history, blind = res.image, res.kernel, res.history, True
+        spread = None if res.uncertainty is None else np.asarray(res.uncertainty) * peak
     else:
         if kernel is None:
             raise ValueError("kernel: a non-blind method needs a kernel (a Gaussian or a kernel layer)")
         image, k, history, blind = deconvolve(y, kernel, method=method), np.asarray(kernel), {}, False
+        spread = None
+    history = {key: v for key, v in history.items() if not isinstance(v, np.ndarray)}  # maps are layers
     return DeblurOutcome(name=name, image=image * peak, kernel=k, blind=blind, method=method, index=index,
-                         history=history, seconds=time.perf_counter() - t0)
+                         history=history, seconds=time.perf_counter() - t0, uncertainty=spread)
 
 
 class DeblurWidget(TaskControls, QWidget):
@@ -246,7 +251,8 @@ class DeblurWidget(TaskControls, QWidget):
             f"mrideblur deblur ({method})", f"deblurring {name} ({method}) …", cancellable=text.startswith("blind "))
 
     def outcome_layers(self, outcome: DeblurOutcome) -> list[LayerData]:
-        """Layer data tuples of a run: the deblurred plane and, when blind, the kernel."""
+        """Layer data tuples of a run: the deblurred plane, when blind the kernel, and the
+        uncertainty map when the method gives one."""
         src = next((lay for lay in self.viewer.layers if lay.name == outcome.name), None)
         scale = tuple(src.scale[-2:]) if src is not None else (1.0, 1.0)
         translate = tuple(src.translate[-2:]) if src is not None else (0.0, 0.0)
@@ -263,6 +269,12 @@ class DeblurWidget(TaskControls, QWidget):
             out.append((k, {"name": f"{outcome.name}{where} kernel ({outcome.method})", "scale": scale,
                             "translate": translate, "colormap": "inferno",
                             "contrast_limits": (0.0, float(k.max()) or 1.0)}, "image"))
+        if outcome.uncertainty is not None:
+            u = outcome.uncertainty.astype(np.float32)
+            u = u.mean(axis=-1) if u.ndim == 3 else u  # colour: one map, the channels' mean
+            out.append((u, {"name": f"{outcome.name}{where} uncertainty ({outcome.method})", "scale": scale,
+                            "translate": translate, "colormap": "magma",
+                            "contrast_limits": (0.0, float(u.max()) or 1.0), "visible": False}, "image"))
         return out
 
     def _done(self, outcome: DeblurOutcome) -> None:
