@@ -166,7 +166,8 @@ def run(blurred: np.ndarray, kernel_size: int, options: ResidualPriorOptions, pr
     if options.kernel is None:
         shared = {f.name: getattr(options, f.name) for f in dataclasses.fields(BlindOptions)}
         vb_opts = VBOptions.from_kwargs("vb", **shared, **(options.vb_params or {}))
-        vb = run_vb(grey, m, vb_opts, None, cancel)
+        vb_progress = None if progress is None else (lambda i, n, msg: progress(0, total, f"residual-prior: VB {msg}"))
+        vb = run_vb(grey, m, vb_opts, vb_progress, cancel)
         k_est = vb.kernel
         history["vb"] = {key: v for key, v in vb.history.items() if key in ("start_misfits", "noise_sigma", "seconds")}
     else:
@@ -224,5 +225,6 @@ def run(blurred: np.ndarray, kernel_size: int, options: ResidualPriorOptions, pr
     history.update(loss=losses, residual_map=res_map.astype(np.float32), seconds=time.perf_counter() - t0)
     if progress is not None:
         progress(total, total, "residual-prior: done")
+    params = {**options.as_dict(), "kernel": None if options.kernel is None else "given"}
     return Result(image=mean, kernel=k_est, uncertainty=std.astype(np.float32), history=history,
-                  report={"method": "residual-prior", "parameters": options.as_dict(), "seconds": history["seconds"]})
+                  report={"method": "residual-prior", "parameters": params, "seconds": history["seconds"]})
