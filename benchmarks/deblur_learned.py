@@ -6,7 +6,8 @@ Set and scoring: exactly those of ``benchmarks/deblur.py`` — the four benchmar
 by four camera-shake kernels of 15-25 px, 1% noise; PSNR and SSIM on the interior at the best
 whole-pixel shift within +-3 px.  A network returns the observation-sized image, edge-padded to
 scene size like the blurred input (only the interior is scored); ``neural-filter`` and
-``residual-prior`` run with ``boundary="valid"`` and return the scene.  ``ER`` is Levin et al.'s
+``residual-prior`` run with ``boundary="valid"`` and return the scene (``--network-image`` adds
+``neural-filter`` rows with ``final="network"``: the network's own image, edge-padded).  ``ER`` is Levin et al.'s
 error ratio of the method's kernel (for ``srn`` the one fitted to its image; hyper-Laplacian
 deconvolution with it against the true kernel).
 
@@ -57,14 +58,26 @@ def run_method(y: np.ndarray, ks: int, method: str, path: str | None):
         res = blind_deconvolve(y, ks, method="srn", weights=path)
         return res, np.pad(res.image, ks // 2, mode="edge")
     extra = {"weights": path} if path is not None else {}
+    if method == "neural-filter (network image)":
+        method, extra["final"] = "neural-filter", "network"
     res = blind_deconvolve(y, ks, method=method, boundary="valid", patch=None, **extra)
     return res, res.image
 
 
-def run(weights: list[tuple[str, str]], residual_prior: bool = False) -> list[dict]:
-    methods = [(label, network_of(path), path) for label, path in weights]
+def method_rows(weights: list[tuple[str, str]], residual_prior: bool, network_image: bool) -> list[tuple]:
+    """``(label, method, weights path)`` of every row group."""
+    rows = []
+    for label, path in weights:
+        rows.append((label, network_of(path), path))
+        if network_image and rows[-1][1] == "neural-filter":
+            rows.append((f"{label} (network image)", "neural-filter (network image)", path))
     if residual_prior:
-        methods.append(("residual-prior", "residual-prior", None))
+        rows.append(("residual-prior", "residual-prior", None))
+    return rows
+
+
+def run(weights: list[tuple[str, str]], residual_prior: bool = False, network_image: bool = False) -> list[dict]:
+    methods = method_rows(weights, residual_prior, network_image)
     rows = []
     for ks, kseed in KERNELS:
         images = benchmark_images(SIZE + ks - 1)
@@ -91,8 +104,8 @@ def run(weights: list[tuple[str, str]], residual_prior: bool = False) -> list[di
     return rows
 
 
-def write(rows: list[dict], weights: list[tuple[str, str]], residual_prior: bool, out: Path, command: str,
-          wall: float) -> None:
+def write(rows: list[dict], weights: list[tuple[str, str]], residual_prior: bool, network_image: bool, out: Path,
+          command: str, wall: float) -> None:
     lines = ["# Learned deblurring on the deblurring benchmark", "",
              f"- Command: `{command}`",
              f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; mrideblur "
@@ -104,9 +117,8 @@ def write(rows: list[dict], weights: list[tuple[str, str]], residual_prior: bool
              "median PSNR | median SSIM | median ER of the kernel | median s |",
              "|---|---|---|---|---|---|---|---|---|"]
     blurred = {(r["image"], r["ks"], r["kseed"]): r for r in rows if r["method"] == "blurred"}
-    labels = [(label, network_of(path), load_deblur_network(path)[1]) for label, path in weights]
-    if residual_prior:
-        labels.append(("residual-prior", "residual-prior", None))
+    labels = [(label, method, None if path is None else load_deblur_network(path)[1])
+              for label, method, path in method_rows(weights, residual_prior, network_image)]
     for label, method, info in labels:
         sel = [r for r in rows if r["method"] == label]
         gains = [r["psnr"] - blurred[(r["image"], r["ks"], r["kseed"])]["psnr"] for r in sel]
@@ -134,14 +146,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", nargs="*", default=[], help="name=path pairs (exported weights or checkpoints)")
     ap.add_argument("--residual-prior", action="store_true", help="also method='residual-prior' (about 90 s a case)")
+    ap.add_argument("--network-image", action="store_true",
+                    help="for neural-filter weights, also a row with final='network' (the network's own image)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "deblur_learned.md")
     args = ap.parse_args()
     set_threads(1)
     weights = [tuple(w.split("=", 1)) for w in args.weights]
     t0 = time.perf_counter()
-    rows = run(weights, args.residual_prior)
+    rows = run(weights, args.residual_prior, args.network_image)
     command = "python benchmarks/deblur_learned.py " + " ".join(sys.argv[1:])
-    write(rows, weights, args.residual_prior, args.out, command, time.perf_counter() - t0)
+    write(rows, weights, args.residual_prior, args.network_image, args.out, command, time.perf_counter() - t0)
     print(f"wrote {args.out}")
 
 
