@@ -13,7 +13,7 @@ What more than one of them needs lives here, so that no shell imports another:
   a correction did not lower the data misfit (``report["data_fit"]``);
 - :func:`option_names`, :func:`method_settings`: the options a catalogue method takes;
 - command-line helpers: :func:`add_command`, argparse types, :func:`check_out_dir`,
-  :func:`one_line`.
+  :func:`one_line`, :func:`training_start` (the resume rule of the training commands).
 
 Importing this module is cheap (numpy only), so ``mrideblur --help`` stays fast.
 """
@@ -440,3 +440,27 @@ def check_out_dir(path: str | Path) -> Path:
 def one_line(exc: BaseException | str) -> str:
     """An exception (or text) as one line: white space folded, the type's name when empty."""
     return " ".join(str(exc).split()) or (type(exc).__name__ if isinstance(exc, BaseException) else "")
+
+
+def training_start(ckpt: Path, out: Any, resume: bool, steps: int, done_steps: Callable[[Path], int],
+                   export: Callable[[], Any] | None) -> bool:
+    """The resume rule of the training commands (``train-prior``, ``train-deblur``).
+
+    With ``resume`` and an existing checkpoint ``ckpt``: when it already holds ``steps`` steps
+    (``done_steps(ckpt)``), say so, run ``export`` (if given, printing what it wrote) and return
+    ``False`` — nothing to train; otherwise say on stderr that the run continues with its own
+    settings and return ``True``.  Without ``resume`` an existing checkpoint is a ``ValueError``
+    naming ``--out`` (never overwritten).  Returns ``True`` when training should run.
+    """
+    if resume and ckpt.exists():
+        done = int(done_steps(ckpt))
+        if steps <= done:
+            print(f"{ckpt}: already at step {done} (>= --steps {steps}); nothing to train")
+            if export is not None:
+                print(f"exported EMA weights: {export()}")
+            return False
+        print(f"resuming {ckpt} at step {done} with its own settings (of the options only --steps, "
+              f"--device, --threads and --export apply)", file=sys.stderr)
+    elif ckpt.exists():
+        raise ValueError(f"--out {out}: a checkpoint exists; pass --resume to continue it or pick another --out")
+    return True

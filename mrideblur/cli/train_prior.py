@@ -20,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..shell import add_command
+from ..shell import add_command, training_start
 
 __all__ = ["add_parser", "cmd_train_prior"]
 
@@ -90,17 +90,9 @@ def cmd_train_prior(args: argparse.Namespace) -> int:
                       seed=args.seed, unet=unet.to_dict())
     ckpt = checkpoint_path(args.out)
     info = {"command": "mrideblur " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
-    if args.resume and ckpt.exists():
-        done = int(load_checkpoint(ckpt)["step"])
-        if args.steps <= done:
-            print(f"{ckpt}: already at step {done} (>= --steps {args.steps}); nothing to train")
-            if args.export is not None:
-                print(f"exported EMA weights: {export_weights(ckpt, args.export, info=info)}")
-            return 0
-        print(f"resuming {ckpt} at step {done} with its own settings (of the options only --steps, "
-              f"--device, --threads and --export apply)", file=sys.stderr)
-    elif ckpt.exists() and not args.resume:
-        raise ValueError(f"--out {args.out}: a checkpoint exists; pass --resume to continue it or pick another --out")
+    export = None if args.export is None else (lambda: export_weights(ckpt, args.export, info=info))
+    if not training_start(ckpt, args.out, args.resume, args.steps, lambda c: load_checkpoint(c)["step"], export):
+        return 0
     try:
         snap = train(cfg, args.out, resume=args.resume, device=args.device, progress=not args.quiet,
                      export=args.export, export_info=info)
