@@ -89,6 +89,10 @@ def test_train_deblur_command_checkpoints_exports_and_refuses_to_overwrite(tmp_p
     assert main(args) == 2 and "--resume" in capsys.readouterr().err
     assert main(args[:2] + ["2"] + args[3:] + ["--resume"]) == 0
     assert load_deblur_network(tmp_path / "srn.pt")[1]["steps"] == 2
+    assert "resuming" in capsys.readouterr().err
+    (tmp_path / "srn.pt").unlink()
+    assert main(args[:2] + ["2"] + args[3:] + ["--resume"]) == 0  # nothing left to train: export only
+    assert "already at step 2" in capsys.readouterr().out and (tmp_path / "srn.pt").is_file()
 
 
 def test_srn_method_deblurs_colour_and_fits_the_kernel_it_removed(tmp_path, pairs, one_torch_thread):
