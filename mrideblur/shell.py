@@ -12,6 +12,7 @@ What more than one of them needs lives here, so that no shell imports another:
 - :func:`data_fit_warning` and :func:`quiet_data_fit_warning`: the one line a shell prints when
   a correction did not lower the data misfit (``report["data_fit"]``);
 - :func:`option_names`, :func:`method_settings`: the options a catalogue method takes;
+- :func:`kernel_montage`: kernels, or a field of them, tiled into one picture;
 - command-line helpers: :func:`add_command`, argparse types, :func:`check_out_dir`,
   :func:`one_line`, :func:`training_start` (the resume rule of the training commands).
 
@@ -464,3 +465,18 @@ def training_start(ckpt: Path, out: Any, resume: bool, steps: int, done_steps: C
     elif ckpt.exists():
         raise ValueError(f"--out {out}: a checkpoint exists; pass --resume to continue it or pick another --out")
     return True
+
+
+def kernel_montage(kernels: np.ndarray) -> np.ndarray:
+    """Tile ``(n, ky, kx)`` kernels on a near-square grid, each scaled to its own maximum (fields
+    of kernels, ``(..., gy, gx, ky, kx)``, tile every kernel of every field in order)."""
+    kernels = np.asarray(kernels).reshape((-1,) + np.shape(kernels)[-2:])
+    n, ky, kx = kernels.shape
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    tile = np.zeros((rows * (ky + 1) - 1, cols * (kx + 1) - 1))
+    for i, k in enumerate(kernels):
+        r, c = divmod(i, cols)
+        peak = k.max()
+        tile[r * (ky + 1) : r * (ky + 1) + ky, c * (kx + 1) : c * (kx + 1) + kx] = k / peak if peak > 0 else k
+    return tile

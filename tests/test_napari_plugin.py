@@ -398,3 +398,23 @@ def test_deblur_widget_shows_the_residual_prior_uncertainty(make_napari_viewer, 
     spread = viewer.layers["photo uncertainty (residual-prior)"]
     assert spread.data.shape == (64, 64) and spread.data.max() > 0 and not spread.visible
     assert out.uncertainty is not None and "residual_map" not in out.history
+
+
+def test_deblur_widget_estimates_a_kernel_field(make_napari_viewer, qtbot):
+    from mrideblur.deblur import PoseBlur, blur_nonuniform, roll_sweep
+    from mrideblur.io.anatomy import photo
+
+    sharp = photo("camera")[150:246, 150:246]
+    blurred = blur_nonuniform(sharp, PoseBlur(sharp.shape, roll_sweep(16, 1.5), centre=(-200.0, 48.0)), 0.01, seed=0)
+    viewer = make_napari_viewer()
+    viewer.add_image(blurred, name="rolled")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Deblur")
+    widget.image.setCurrentText("rolled")
+    widget.method.setCurrentText("blind kernel-field")
+    out = _wait_run(qtbot, widget, widget.run, timeout_s=300)
+    assert out.kernel.ndim == 4  # (gy, gx, m, m)
+    gy, gx, m, _ = out.kernel.shape
+    cols = int(np.ceil(np.sqrt(gy * gx)))  # the field's kernels tiled on a near-square grid
+    rows = int(np.ceil(gy * gx / cols))
+    assert viewer.layers["rolled kernel (kernel-field)"].data.shape == (rows * (m + 1) - 1, cols * (m + 1) - 1)
+    assert viewer.layers["rolled deblurred (kernel-field)"].data.shape == blurred.shape

@@ -27,7 +27,7 @@ from ..io import (
     write_json,
     write_nifti,
 )
-from ..shell import ProgressBar, add_command, check_out_dir, key_value, odd_int, summarize_history
+from ..shell import ProgressBar, add_command, check_out_dir, kernel_montage, key_value, odd_int, summarize_history
 
 __all__ = ["BLIND_METHODS", "DEFAULT_KERNEL_SIZE", "NONBLIND_METHODS", "add_parser", "cmd_deblur", "is_blind"]
 
@@ -243,21 +243,6 @@ def center_crop(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------
 # writing
-
-
-def kernel_montage(kernels: np.ndarray) -> np.ndarray:
-    """Tile ``(n, ky, kx)`` kernels on a near-square grid, each scaled to its own maximum (fields
-    of kernels, ``(..., gy, gx, ky, kx)``, tile every kernel of every field in order)."""
-    kernels = np.asarray(kernels).reshape((-1,) + np.shape(kernels)[-2:])
-    n, ky, kx = kernels.shape
-    cols = int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    tile = np.zeros((rows * (ky + 1) - 1, cols * (kx + 1) - 1))
-    for i, k in enumerate(kernels):
-        r, c = divmod(i, cols)
-        peak = k.max()
-        tile[r * (ky + 1) : r * (ky + 1) + ky, c * (kx + 1) : c * (kx + 1) + kx] = k / peak if peak > 0 else k
-    return tile
 
 
 def write_deblur_outputs(out_dir: Path, results: list[np.ndarray], kernels: np.ndarray, meta: dict[str, Any],

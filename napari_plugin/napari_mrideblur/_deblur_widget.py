@@ -1,8 +1,10 @@
 """The deblur dock widget: :func:`mrideblur.deblur.blind_deconvolve` or
 :func:`mrideblur.deblur.deconvolve` on the 2D image or slice on screen.
 
-Blind (``vb``, ``map``): the kernel is estimated and added as a small layer (at the image's
-top-left corner, same pixel size). Non-blind (``wiener``, ``hyper-laplacian``, ...): the kernel
+Blind (``vb``, ``map``, ...): the kernel is estimated and added as a small layer (at the image's
+top-left corner, same pixel size); ``kernel-field`` (:func:`mrideblur.deblur.deblur_nonuniform`)
+estimates a blur that varies across the image, shown as a montage of its kernels (the field's
+grid, each kernel scaled to its own peak). Non-blind (``wiener``, ``hyper-laplacian``, ...): the kernel
 is a Gaussian of the given width or any small image layer (a kernel estimated before, for
 instance). An RGB layer is deblurred in colour (one kernel for the three channels, estimated on
 the luminance; an alpha channel is dropped) and comes back as an RGB layer. The plane is scaled to a peak of 1 for the deconvolution (the priors assume [0, 1]
@@ -89,12 +91,16 @@ class DeblurOutcome:
 def run_deblur(plane: np.ndarray, name: str, index: tuple[int, ...], method: str, kernel: np.ndarray | None,
                kernel_size: int, n_iter: int, n_starts: int, seed: int, progress, cancel) -> DeblurOutcome:
     """The worker-thread part (no Qt): deblur one plane with :mod:`mrideblur.deblur`."""
-    from mrideblur.deblur import BLIND_METHODS, blind_deconvolve, deconvolve
+    from mrideblur.deblur import BLIND_METHODS, BLIND_NONUNIFORM_METHODS, blind_deconvolve, deblur_nonuniform, deconvolve
 
     t0 = time.perf_counter()
     peak = float(np.max(np.abs(plane))) or 1.0
     y = plane / peak
-    if method in BLIND_METHODS and kernel is None:  # "diffusion" is both: blind only without a kernel
+    if method in BLIND_NONUNIFORM_METHODS:  # a field of kernels; the kernel size is its own
+        res = deblur_nonuniform(y, method=method, progress=progress, cancel=cancel)
+        image, k, history, blind = res.image, res.kernel, res.history, True
+        spread = None
+    elif method in BLIND_METHODS and kernel is None:  # "diffusion" is both: blind only without a kernel
         # the widget's iterations and starts are VB's and MAP's; diffusion and networks use their own
         iters = {"n_iter": n_iter, "n_starts": n_starts} if method in ("vb", "map") else {}
         res = blind_deconvolve(y, kernel_size, method=method, seed=seed, progress=progress, cancel=cancel, **iters)
@@ -130,7 +136,7 @@ class DeblurWidget(TaskControls, QWidget):
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__()
-        from mrideblur.deblur import BLIND_METHODS
+        from mrideblur.deblur import BLIND_METHODS, BLIND_NONUNIFORM_METHODS
         from mrideblur.deblur import METHODS as NONBLIND
 
         self.viewer = napari_viewer
@@ -139,7 +145,8 @@ class DeblurWidget(TaskControls, QWidget):
 
         self.image = QComboBox()
         self.method = QComboBox()
-        self.method.addItems([f"blind {m}" for m in BLIND_METHODS] + list(NONBLIND))  # the catalogue's
+        self.method.addItems([f"blind {m}" for m in BLIND_METHODS + BLIND_NONUNIFORM_METHODS]
+                             + list(NONBLIND))  # the catalogue's
         self.method.setCurrentText("blind vb")
         self.method.currentTextChanged.connect(self._method_changed)
         self.kernel_size = QSpinBox()
@@ -265,7 +272,10 @@ class DeblurWidget(TaskControls, QWidget):
                    "metadata": {"deblur_history": outcome.history, "plane_index": outcome.index}}, "image"),
         ]
         if outcome.blind:
+            from mrideblur.shell import kernel_montage
+
             k = outcome.kernel.astype(np.float32)
+            k = kernel_montage(k).astype(np.float32) if k.ndim == 4 else k  # a field: its kernels tiled
             out.append((k, {"name": f"{outcome.name}{where} kernel ({outcome.method})", "scale": scale,
                             "translate": translate, "colormap": "inferno",
                             "contrast_limits": (0.0, float(k.max()) or 1.0)}, "image"))
