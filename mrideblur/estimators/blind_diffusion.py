@@ -95,6 +95,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import fft as sfft
+from scipy import signal
 
 from ..physics.operators import MaskedConvolution
 from ..physics.blur import check_image
@@ -104,7 +105,7 @@ from .blind_common import BlindOptions, final_image, prepare
 from .blind_vb import VBOptions
 from .blind_vb import run as vb_run
 
-__all__ = ["INIT_KERNELS", "KERNEL_IMAGES", "BlindDiffusionOptions", "blind_deconvolve_diffusion",
+__all__ = ["INIT_KERNELS", "KERNEL_IMAGES", "BlindDiffusionOptions", "blind_deconvolve_diffusion", "explaining_kernel",
            "fit_kernel", "project_simplex", "run"]
 
 #: Named starting kernels (an ``(m, m)`` array is accepted too).
@@ -221,6 +222,29 @@ def fit_kernel(image: np.ndarray, observed: np.ndarray, mask: np.ndarray, kernel
         z = k_new + ((t - 1.0) / t_new) * (k_new - k)
         k, t = k_new, t_new
     return k
+
+
+def explaining_kernel(image: np.ndarray, observed: np.ndarray, size: int, iters: int = 100
+                      ) -> tuple[np.ndarray, float]:
+    """The ``size x size`` kernel that best explains ``observed`` from a sharp estimate ``image``
+    (both ``(H, W)``, same grid), and how well it does.
+
+    :func:`fit_kernel` from a delta on the pixels whose whole footprint lies in the image (mask
+    ``M``); the misfit is ``||M (k * image - observed)|| / sqrt(|M|)`` in image units — compare it
+    with the noise level.  Used by the methods that make an image first and read the blur off it.
+
+    Returns
+    -------
+    (kernel, misfit)
+    """
+    h = size // 2
+    mask = np.zeros(observed.shape)
+    mask[h:-h, h:-h] = 1.0
+    delta = np.zeros((size, size))
+    delta[h, h] = 1.0
+    kernel = fit_kernel(image, observed, mask, delta, iters=iters)
+    model = signal.fftconvolve(image, kernel, mode="same")
+    return kernel, float(np.sqrt(np.sum(mask * (model - observed) ** 2) / mask.sum()))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import signal
 
 from ..learn.srn import deblur_image
 from ..learn.train_deblur import load_deblur_network, shipped_weights
 from ..physics.blur import check_colour_image, check_image, luminance
 from .base import CancelFn, Options, ProgressFn, Result
 from .blind_common import noise_sigma_estimate
-from .blind_diffusion import fit_kernel
+from .blind_diffusion import explaining_kernel
 
 __all__ = ["NetworkDeblurOptions", "run"]
 
@@ -86,15 +85,7 @@ def run(blurred: np.ndarray, kernel_size: int, options: NetworkDeblurOptions, pr
     x = deblur_image(net, y, options.device)
     if progress is not None:
         progress(1, 2, f"{options.method}: kernel fit")
-    h = m // 2
-    xg = luminance(x) if colour else x
-    mask = np.zeros(grey.shape)
-    mask[h:-h, h:-h] = 1.0
-    delta = np.zeros((m, m))
-    delta[h, h] = 1.0
-    kernel = fit_kernel(xg, grey, mask, delta, iters=options.fit_iters)
-    model = signal.fftconvolve(xg, kernel, mode="same")
-    residual = float(np.sqrt(np.sum(mask * (model - grey) ** 2) / mask.sum()))
+    kernel, residual = explaining_kernel(luminance(x) if colour else x, grey, m, options.fit_iters)
     if progress is not None:
         progress(2, 2, f"{options.method}: done")
     history = {"weights": info.get("path"), "steps": info.get("steps"), "residual": residual,

@@ -37,14 +37,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import signal
 
 from ..learn.neural_filter import filter_image
 from ..learn.train_deblur import load_deblur_network, shipped_weights
 from ..physics.blur import check_colour_image, luminance
 from .base import CancelFn, ProgressFn, Result, positive_int
 from .blind_common import BlindOptions, final_image, noise_sigma_estimate, prepare
-from .blind_diffusion import fit_kernel
+from .blind_diffusion import explaining_kernel
 
 __all__ = ["NeuralFilterOptions", "run"]
 
@@ -118,11 +117,7 @@ def run(blurred: np.ndarray, kernel_size: int, options: NeuralFilterOptions, pro
                       report={"method": "neural-filter", "parameters": options.as_dict()})
     if progress is not None:
         progress(1, 3, "neural-filter: kernel fit")
-    mask = np.zeros(yp.shape)
-    mask[h:-h, h:-h] = 1.0
-    kernel = fit_kernel(xp, yp, mask, delta, iters=options.fit_iters)
-    model = signal.fftconvolve(xp, kernel, mode="same")
-    history["residual"] = float(np.sqrt(np.sum(mask * (model - yp) ** 2) / mask.sum()))
+    kernel, history["residual"] = explaining_kernel(xp, yp, m, options.fit_iters)
     if progress is not None:
         progress(2, 3, f"neural-filter: final image ({options.final})")
     if options.final == "deconvolve":
