@@ -24,7 +24,7 @@ from .nonblind import METHODS as NONBLIND_METHODS
 from .nonblind import _parse_params, deconvolve
 
 __all__ = ["OVERSHOOT_MARGIN", "OVERSHOOT_WARN", "BlindOptions", "blind_colour", "final_image", "gradients",
-           "noise_sigma_estimate", "overshoot", "overshoot_check", "prepare"]
+           "check_input", "noise_sigma_estimate", "overshoot", "overshoot_check", "prepare"]
 
 #: Margin, as a share of the blurred image's intensity range, beyond which a pixel of the
 #: deblurred image counts as outside the input's range (:func:`overshoot`).
@@ -133,6 +133,25 @@ def prepare(blurred: np.ndarray, kernel_size: int, options: BlindOptions
         raise ValueError(f"kernel_size: {kernel_size} is too large for the image/patch {yp.shape} "
                          "(need at least twice the kernel size)")
     return y, yp, (y0, x0, ph, pw), kernel_size
+
+
+def check_input(blurred: np.ndarray, kernel_size: int) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    """Check a grey ``(ny, nx)`` or colour ``(ny, nx, 3)`` image and an odd kernel size for a
+    method that works on the whole image.
+
+    Returns ``(y, grey, m, colour)``: the image as float64, its luminance (itself when grey), the
+    kernel size as int and whether it is colour.  ``ValueError`` for a bad image, an even or
+    too small kernel size, or one larger than half the image.
+    """
+    colour = np.ndim(blurred) == 3
+    y = check_colour_image(blurred, "blurred") if colour else check_image(blurred, "blurred")
+    if int(kernel_size) != kernel_size or kernel_size < 3 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size: expected an odd integer >= 3, got {kernel_size}")
+    m = int(kernel_size)
+    grey = luminance(y) if colour else y
+    if 2 * m > min(grey.shape):
+        raise ValueError(f"kernel_size: {m} is too large for the image {grey.shape} (need at least twice the kernel size)")
+    return y, grey, m, colour
 
 
 def noise_sigma_estimate(y: np.ndarray) -> float:

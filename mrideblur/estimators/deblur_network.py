@@ -25,9 +25,9 @@ import numpy as np
 
 from ..learn.srn import deblur_image
 from ..learn.train_deblur import load_deblur_network, shipped_weights
-from ..physics.blur import check_colour_image, check_image, luminance
+from ..physics.blur import luminance
 from .base import CancelFn, Options, ProgressFn, Result
-from .blind_common import noise_sigma_estimate
+from .blind_common import check_input, noise_sigma_estimate
 from .blind_diffusion import explaining_kernel
 
 __all__ = ["NetworkDeblurOptions", "run"]
@@ -70,14 +70,7 @@ def run(blurred: np.ndarray, kernel_size: int, options: NetworkDeblurOptions, pr
         ``noise_sigma``, ``seconds``.
     """
     t0 = time.perf_counter()
-    colour = np.ndim(blurred) == 3
-    y = check_colour_image(blurred, "blurred") if colour else check_image(blurred, "blurred")
-    if int(kernel_size) != kernel_size or kernel_size < 3 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size: expected an odd integer >= 3, got {kernel_size}")
-    m = int(kernel_size)
-    grey = luminance(y) if colour else y
-    if 2 * m > min(grey.shape):
-        raise ValueError(f"kernel_size: {m} is too large for the image {grey.shape} (need at least twice the kernel size)")
+    y, grey, m, colour = check_input(blurred, kernel_size)
     net, info = load_deblur_network(options.weights if options.weights is not None else shipped_weights(options.method),
                                     device=options.device)
     if progress is not None:

@@ -43,10 +43,9 @@ import torch
 import torch.nn.functional as F
 
 from ..learn.dip import SkipGenerator, generator_input
-from ..physics.blur import check_colour_image, check_image, luminance
 from ..physics.kernels import validate_kernel
 from .base import CancelFn, ProgressFn, Result, positive_int
-from .blind_common import BlindOptions, noise_sigma_estimate
+from .blind_common import BlindOptions, check_input, noise_sigma_estimate
 from .blind_vb import VBOptions
 from .blind_vb import run as run_vb
 from .nonblind import deconvolve
@@ -164,14 +163,7 @@ def run(blurred: np.ndarray, kernel_size: int, options: ResidualPriorOptions, pr
         ``cancelled``.
     """
     t0 = time.perf_counter()
-    colour = np.ndim(blurred) == 3
-    y = check_colour_image(blurred, "blurred") if colour else check_image(blurred, "blurred")
-    if int(kernel_size) != kernel_size or kernel_size < 3 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size: expected an odd integer >= 3, got {kernel_size}")
-    m = int(kernel_size)
-    grey = luminance(y) if colour else y
-    if 2 * m > min(grey.shape):
-        raise ValueError(f"kernel_size: {m} is too large for the image {grey.shape} (need at least twice the kernel size)")
+    y, grey, m, colour = check_input(blurred, kernel_size)
     history: dict[str, Any] = {"cancelled": False}
     total = options.samples * options.iters + 1
     done = [0]
