@@ -69,10 +69,6 @@ class NeuralFilterConfig:
     def from_dict(cls, d: dict) -> "NeuralFilterConfig":
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
-    @property
-    def multiple(self) -> int:
-        return 1
-
 
 def _hann(n: int) -> torch.Tensor:
     w = torch.hann_window(n, periodic=False, dtype=torch.float64) if n > 1 else torch.ones(1, dtype=torch.float64)
